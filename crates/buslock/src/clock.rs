@@ -1,0 +1,172 @@
+//! Cheap timestamps for the lock path.
+//!
+//! `clock_gettime` costs about 25 ns on the machines this was measured on,
+//! more than the lock itself. Where the kernel itself trusts the CPU's
+//! time-stamp counter (its clocksource is `tsc`, so the counter is invariant
+//! and synchronised across CPUs), timestamps come from the counter, scaled
+//! to `CLOCK_MONOTONIC` nanoseconds with a factor measured against
+//! `clock_gettime` in this process. The first 20 ms of a process, other
+//! CPUs, and `BUSLOCK_CLOCK=syscall` use `clock_gettime` throughout.
+//!
+//! The scale is refined on slow paths (opening a lock, waiting for one) over
+//! an ever longer baseline, so its error shrinks as the process runs; after
+//! 20 ms it is already within a few parts per million.
+
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+
+use rustix::time::{ClockId, clock_gettime};
+
+use crate::raw::sys::cycle_counter;
+
+/// Counter ticks → ns scale, as ns per tick << 32; 0 while not calibrated.
+static MULT: AtomicU64 = AtomicU64::new(0);
+static BASE_TICKS: AtomicU64 = AtomicU64::new(0);
+static BASE_MONO: AtomicU64 = AtomicU64::new(0);
+static LAST_REFINE_MONO: AtomicU64 = AtomicU64::new(0);
+/// `CLOCK_REALTIME - CLOCK_MONOTONIC`, ns.
+static REAL_OFFSET: AtomicI64 = AtomicI64::new(0);
+static STATE: AtomicU8 = AtomicU8::new(UNDECIDED);
+static CALIBRATION: StdMutex<()> = StdMutex::new(());
+
+const UNDECIDED: u8 = 0;
+const COUNTER: u8 = 1;
+const SYSCALL: u8 = 2;
+
+const FIRST_CALIBRATION_NS: u64 = 20_000_000;
+const REFINE_EVERY_NS: u64 = 1_000_000_000;
+
+fn ts_ns(ts: rustix::time::Timespec) -> u64 {
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)` in ns.
+pub fn monotonic_ns_syscall() -> u64 {
+    ts_ns(clock_gettime(ClockId::Monotonic))
+}
+
+/// `clock_gettime(CLOCK_REALTIME)` in ns since the Unix epoch.
+pub fn realtime_ns_syscall() -> u64 {
+    ts_ns(clock_gettime(ClockId::Realtime))
+}
+
+/// `CLOCK_MONOTONIC` in ns, cheaply.
+#[inline]
+pub fn now_ns() -> u64 {
+    let mult = MULT.load(Ordering::Acquire);
+    if mult != 0 {
+        if let Some(ticks) = cycle_counter() {
+            let delta = ticks.wrapping_sub(BASE_TICKS.load(Ordering::Relaxed));
+            let ns = ((u128::from(delta) * u128::from(mult)) >> 32) as u64;
+            return BASE_MONO.load(Ordering::Relaxed).wrapping_add(ns);
+        }
+    }
+    let now = monotonic_ns_syscall();
+    refine_at(now);
+    now
+}
+
+/// Convert a `CLOCK_MONOTONIC` ns value to ns since the Unix epoch.
+#[inline]
+pub fn to_realtime_ns(mono_ns: u64) -> u64 {
+    mono_ns.wrapping_add_signed(REAL_OFFSET.load(Ordering::Relaxed))
+}
+
+/// Improve the calibration if it is due; called on slow paths only.
+pub fn refine() {
+    refine_at(monotonic_ns_syscall());
+}
+
+fn decide() -> u8 {
+    let wanted = std::env::var_os("BUSLOCK_CLOCK");
+    let usable = cycle_counter().is_some()
+        && wanted.as_deref() != Some("syscall".as_ref())
+        && std::fs::read_to_string(
+            "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+        )
+        .map(|s| s.trim() == "tsc")
+        .unwrap_or(false);
+    if usable { COUNTER } else { SYSCALL }
+}
+
+fn refine_at(mono_hint: u64) {
+    let state = STATE.load(Ordering::Relaxed);
+    if state == SYSCALL {
+        return;
+    }
+    if state == COUNTER {
+        let last = LAST_REFINE_MONO.load(Ordering::Relaxed);
+        let due = if MULT.load(Ordering::Relaxed) == 0 {
+            FIRST_CALIBRATION_NS
+        } else {
+            REFINE_EVERY_NS
+        };
+        if mono_hint.saturating_sub(last) < due {
+            return;
+        }
+    }
+    let Ok(_serial) = CALIBRATION.try_lock() else {
+        return; // another thread is calibrating
+    };
+    let real = realtime_ns_syscall();
+    let mono = monotonic_ns_syscall();
+    REAL_OFFSET.store(real.wrapping_sub(mono) as i64, Ordering::Relaxed);
+    if STATE.load(Ordering::Relaxed) == UNDECIDED {
+        let decided = decide();
+        if decided == COUNTER {
+            let (ticks, mono) = paired_sample();
+            BASE_TICKS.store(ticks, Ordering::Relaxed);
+            BASE_MONO.store(mono, Ordering::Relaxed);
+            LAST_REFINE_MONO.store(mono, Ordering::Relaxed);
+        }
+        STATE.store(decided, Ordering::Relaxed);
+        return;
+    }
+    let (ticks, mono) = paired_sample();
+    let dt = ticks.wrapping_sub(BASE_TICKS.load(Ordering::Relaxed));
+    let dns = mono.saturating_sub(BASE_MONO.load(Ordering::Relaxed));
+    if dt == 0 || dns < FIRST_CALIBRATION_NS {
+        return;
+    }
+    let mult = ((u128::from(dns) << 32) / u128::from(dt)) as u64;
+    LAST_REFINE_MONO.store(mono, Ordering::Relaxed);
+    MULT.store(mult.max(1), Ordering::Release);
+}
+
+/// A counter reading and a `CLOCK_MONOTONIC` reading taken as close together
+/// as this process can: the pair with the shortest bracket of three tries.
+fn paired_sample() -> (u64, u64) {
+    let mut best = (0u64, 0u64, u64::MAX);
+    for _ in 0..3 {
+        let t0 = cycle_counter().unwrap_or(0);
+        let mono = monotonic_ns_syscall();
+        let t1 = cycle_counter().unwrap_or(0);
+        let width = t1.wrapping_sub(t0);
+        if width < best.2 {
+            best = (t0 + width / 2, mono, width);
+        }
+    }
+    (best.0, best.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibrated_clock_tracks_clock_gettime() {
+        refine();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        refine();
+        for _ in 0..5 {
+            let a = monotonic_ns_syscall();
+            let b = now_ns();
+            let c = monotonic_ns_syscall();
+            // Within 50 µs of the bracketing syscalls: scale error after a
+            // 30 ms baseline is parts per million.
+            assert!(b + 50_000 >= a && b <= c + 50_000, "{a} {b} {c}");
+        }
+    }
+}

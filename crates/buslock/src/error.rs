@@ -1,0 +1,279 @@
+//! Every way opening, locking or reading a buslock mutex can fail.
+//!
+//! Messages are lowercase, name the lock or the path, and say what to do.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias for buslock operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from buslock. Each variant names the path or lock it concerns
+/// and its message says how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The lock name is not a short identifier.
+    #[error(
+        "invalid lock name {name:?}: {reason}; use 1 to 64 characters from A-Z a-z 0-9 . _ - \
+         that do not start with '.' or '-'"
+    )]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The lock directory does not exist.
+    #[error(
+        "lock directory '{}' does not exist; create it (mkdir -p '{}') or choose another with \
+         BUSLOCK_DIR or --dir",
+        path.display(), path.display()
+    )]
+    DirMissing {
+        /// The directory.
+        path: PathBuf,
+    },
+
+    /// The lock directory path names something that is not a directory.
+    #[error("lock directory '{}' is not a directory; choose a directory with BUSLOCK_DIR or --dir", path.display())]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// The lock directory exists but this user cannot use it.
+    #[error("lock directory '{}' is not usable: {reason}; {fix}", path.display())]
+    DirPermission {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+        /// How to fix it.
+        fix: String,
+    },
+
+    /// The lock directory is owned by another unprivileged user or is a
+    /// symbolic link where buslock creates its own directory.
+    #[error("lock directory '{}' is unsafe: {reason}; remove it or set BUSLOCK_DIR to a directory you trust", path.display())]
+    UnsafeDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// None of the default lock directories could be used.
+    #[error("no usable lock directory ({tried}); set BUSLOCK_DIR to a writable directory")]
+    NoLockDir {
+        /// Each candidate and why it failed.
+        tried: String,
+    },
+
+    /// A symbolic link sits where the lock file should be.
+    #[error(
+        "'{}' is a symbolic link, not a lock file; buslock never follows links there. \
+         Remove the link (rm '{}') if nobody placed it on purpose",
+        path.display(), path.display()
+    )]
+    Symlink {
+        /// The lock file path.
+        path: PathBuf,
+    },
+
+    /// Something other than a regular file sits where the lock file should be.
+    #[error("'{}' is a {kind}, not a lock file; remove it or use another lock name or directory", path.display())]
+    NotRegularFile {
+        /// The lock file path.
+        path: PathBuf,
+        /// What it is instead (directory, FIFO, socket, device).
+        kind: &'static str,
+    },
+
+    /// The lock file does not exist and creating it was not requested.
+    #[error("lock file '{}' does not exist; a program must open the lock once to create it", path.display())]
+    NotFound {
+        /// The lock file path.
+        path: PathBuf,
+    },
+
+    /// The user may not open or create the lock file.
+    #[error("permission denied: cannot {action} '{}'; {fix}", path.display())]
+    Permission {
+        /// The path.
+        path: PathBuf,
+        /// What was attempted (open, create, ...).
+        action: &'static str,
+        /// How to fix it.
+        fix: String,
+    },
+
+    /// No space to create the lock file.
+    #[error("no space left to create lock file '{}'; free space on that file system or set BUSLOCK_DIR elsewhere", path.display())]
+    NoSpace {
+        /// The lock file path.
+        path: PathBuf,
+    },
+
+    /// The lock file has the wrong size.
+    #[error(
+        "lock file '{}' is {size} bytes, expected {expected}: it is truncated or not a buslock \
+         file; remove it when no program uses the lock",
+        path.display()
+    )]
+    BadSize {
+        /// The lock file path.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The size buslock writes.
+        expected: u64,
+    },
+
+    /// The lock file does not start with buslock's magic.
+    #[error(
+        "'{}' is not a buslock lock file or is corrupted (magic {found:#018x}); remove it when \
+         no program uses the lock",
+        path.display()
+    )]
+    BadMagic {
+        /// The lock file path.
+        path: PathBuf,
+        /// The magic found.
+        found: u64,
+    },
+
+    /// The lock file uses another layout version.
+    #[error(
+        "lock file '{}' has layout version {found}, this buslock understands {expected}: \
+         programs built with different buslock versions share this lock; rebuild them with one \
+         version, or give them separate lock directories",
+        path.display()
+    )]
+    Version {
+        /// The lock file path.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+        /// The version this build writes.
+        expected: u32,
+    },
+
+    /// The lock file was made for another ABI (libc, word size, arch).
+    #[error(
+        "lock file '{}' was created for ABI '{found}', but this program is '{expected}': the \
+         pthread mutex layouts differ, so they cannot share it; use one ABI for all programs \
+         sharing the bus, or separate lock directories",
+        path.display()
+    )]
+    Abi {
+        /// The lock file path.
+        path: PathBuf,
+        /// ABI tag in the file.
+        found: String,
+        /// ABI tag of this build.
+        expected: String,
+    },
+
+    /// The lock file was made in another PID namespace.
+    #[error(
+        "lock file '{}' belongs to PID namespace {found}, this process runs in {ours}: \
+         priority-inheritance locks hold thread ids, which differ between namespaces; run the \
+         programs in one PID namespace (e.g. docker --pid=host) or use separate lock directories",
+        path.display()
+    )]
+    PidNamespace {
+        /// The lock file path.
+        path: PathBuf,
+        /// Namespace inode recorded in the file.
+        found: u64,
+        /// This process's namespace inode.
+        ours: u64,
+    },
+
+    /// The lock file is in an unexpected state (not ready, unknown init
+    /// state or damaged header).
+    #[error("lock file '{}' is corrupted: {what}; remove it when no program uses the lock", path.display())]
+    Corrupt {
+        /// The lock file path.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+
+    /// The mutex can no longer be locked (`ENOTRECOVERABLE`).
+    #[error(
+        "lock '{name}' is not recoverable: a holder died and the next one released it without \
+         repairing it (not something buslock does); remove '{}' when no program uses the lock",
+        path.display()
+    )]
+    NotRecoverable {
+        /// The lock name.
+        name: String,
+        /// The lock file path.
+        path: PathBuf,
+    },
+
+    /// The calling thread already holds the lock.
+    #[error(
+        "this thread already holds lock '{name}': buslock mutexes are not recursive; release the guard first"
+    )]
+    Recursive {
+        /// The lock name.
+        name: String,
+    },
+
+    /// The calling thread does not hold the lock it tried to release.
+    #[error(
+        "lock '{name}' is not held by this thread: only the thread that locked it can release it"
+    )]
+    NotOwner {
+        /// The lock name.
+        name: String,
+    },
+
+    /// A wait was interrupted by the caller's `interrupted` check.
+    #[error("waiting for lock '{name}' was interrupted")]
+    Interrupted {
+        /// The lock name.
+        name: String,
+    },
+
+    /// A system call failed in a way not covered above.
+    #[error("cannot {action} '{}': {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// What was attempted.
+        action: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Whether this is a permission problem (a user or group must change).
+    pub fn is_permission(&self) -> bool {
+        matches!(
+            self,
+            Error::Permission { .. } | Error::DirPermission { .. } | Error::UnsafeDir { .. }
+        )
+    }
+
+    /// Whether the lock file is damaged or incompatible (it must be removed
+    /// or the programs rebuilt).
+    pub fn is_corrupt(&self) -> bool {
+        matches!(
+            self,
+            Error::BadSize { .. }
+                | Error::BadMagic { .. }
+                | Error::Version { .. }
+                | Error::Abi { .. }
+                | Error::PidNamespace { .. }
+                | Error::Corrupt { .. }
+                | Error::NotRecoverable { .. }
+        )
+    }
+}

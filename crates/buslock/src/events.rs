@@ -1,0 +1,110 @@
+//! The ring of recent holds, for `buslock watch`.
+//!
+//! The holder appends one event per hold when it releases. Each slot has
+//! its own sequence word (`u64::MAX` while being written), so a reader can
+//! tell a complete event from one being overwritten without taking the lock.
+
+use std::sync::atomic::{Ordering, fence};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::identity::Me;
+use crate::raw::layout::{
+    EVENT_SLOTS, EventRing, FLAG_OWNER_DIED, ident, split_ident, text_string,
+};
+
+/// One completed hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Event number (0, 1, 2, ... since the file was created).
+    pub seq: u64,
+    /// Holder pid.
+    pub pid: u32,
+    /// Holder tid.
+    pub tid: u32,
+    /// Holder program.
+    pub program: String,
+    /// When the hold began.
+    pub acquired: SystemTime,
+    /// How long the holder waited for the lock.
+    pub waited: Duration,
+    /// How long it held the lock.
+    pub held: Duration,
+    /// The holder took over from a holder that died.
+    pub previous_owner_died: bool,
+}
+
+/// What one acquisition contributed to its event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HoldRecord {
+    pub acquired_real_ns: u64,
+    pub waited_ns: u64,
+    pub held_ns: u64,
+    pub owner_died: bool,
+}
+
+/// Append an event. Called under the lock.
+#[inline]
+pub(crate) fn push(ring: &EventRing, me: &Me, hold: &HoldRecord) {
+    let n = ring.head.load(Ordering::Relaxed);
+    let slot = &ring.slots[(n % EVENT_SLOTS as u64) as usize];
+    slot.seq.store(u64::MAX, Ordering::Relaxed);
+    fence(Ordering::Release);
+    slot.ident.store(ident(me.pid, me.tid), Ordering::Relaxed);
+    slot.acquired_real_ns
+        .store(hold.acquired_real_ns, Ordering::Relaxed);
+    slot.waited_ns.store(hold.waited_ns, Ordering::Relaxed);
+    slot.held_ns.store(hold.held_ns, Ordering::Relaxed);
+    slot.flags.store(
+        if hold.owner_died {
+            u64::from(FLAG_OWNER_DIED)
+        } else {
+            0
+        },
+        Ordering::Relaxed,
+    );
+    slot.program.store(me.program);
+    slot.seq.store(n + 1, Ordering::Release);
+    ring.head.store(n + 1, Ordering::Release);
+}
+
+/// Number of events ever written.
+pub(crate) fn head(ring: &EventRing) -> u64 {
+    ring.head.load(Ordering::Acquire)
+}
+
+/// Events numbered `from..head`, as far as they are still in the ring, and
+/// the number to ask from next time. Events overwritten before they could
+/// be read are skipped (the gap shows in their numbers).
+pub(crate) fn read_from(ring: &EventRing, from: u64) -> (Vec<Event>, u64) {
+    let head = head(ring);
+    let start = from.max(head.saturating_sub(EVENT_SLOTS as u64));
+    let mut out = Vec::new();
+    for n in start..head {
+        let slot = &ring.slots[(n % EVENT_SLOTS as u64) as usize];
+        let s1 = slot.seq.load(Ordering::Acquire);
+        if s1 != n + 1 {
+            continue;
+        }
+        let (pid, tid) = split_ident(slot.ident.load(Ordering::Relaxed));
+        let acquired = slot.acquired_real_ns.load(Ordering::Relaxed);
+        let waited = slot.waited_ns.load(Ordering::Relaxed);
+        let held = slot.held_ns.load(Ordering::Relaxed);
+        let flags = slot.flags.load(Ordering::Relaxed);
+        let program = slot.program.load();
+        fence(Ordering::Acquire);
+        if slot.seq.load(Ordering::Relaxed) != s1 {
+            continue;
+        }
+        out.push(Event {
+            seq: n,
+            pid,
+            tid,
+            program: text_string(&program),
+            acquired: UNIX_EPOCH + Duration::from_nanos(acquired),
+            waited: Duration::from_nanos(waited),
+            held: Duration::from_nanos(held),
+            previous_owner_died: flags & u64::from(FLAG_OWNER_DIED) != 0,
+        });
+    }
+    (out, head.max(from))
+}

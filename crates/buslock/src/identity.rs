@@ -1,0 +1,191 @@
+//! Who the calling thread is (pid, tid, process start time, program), cached
+//! so the lock path makes no system call, and whether another process is
+//! still the one a record names.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::raw::layout::{TEXT_BYTES, text_bytes};
+use crate::raw::sys::on_fork_child;
+
+thread_local! {
+    static TID: Cell<u32> = const { Cell::new(0) };
+}
+
+/// This process's pid once known; 0 before and right after `fork`.
+static PID: AtomicU32 = AtomicU32::new(0);
+static START_TIME: AtomicU64 = AtomicU64::new(0);
+static PROGRAM: OnceLock<[u8; TEXT_BYTES]> = OnceLock::new();
+
+extern "C" fn forget_after_fork() {
+    // Runs in the single thread of a new child: its tid and pid differ.
+    TID.with(|t| t.set(0));
+    PID.store(0, Ordering::Relaxed);
+}
+
+/// The identity of the calling thread, as written into lock records.
+#[derive(Debug, Clone, Copy)]
+pub struct Me {
+    /// Process id.
+    pub pid: u32,
+    /// Thread id (`gettid`).
+    pub tid: u32,
+    /// Process start time, clock ticks after boot.
+    pub start_time: u64,
+    /// Program name, NUL-padded.
+    pub program: &'static [u8; TEXT_BYTES],
+}
+
+/// The calling thread's identity; a few loads once warmed up.
+#[inline]
+pub fn me() -> Me {
+    let pid = PID.load(Ordering::Acquire);
+    if pid == 0 {
+        return me_slow();
+    }
+    Me {
+        pid,
+        tid: tid(),
+        start_time: START_TIME.load(Ordering::Relaxed),
+        program: PROGRAM.get_or_init(program_name),
+    }
+}
+
+#[cold]
+fn me_slow() -> Me {
+    on_fork_child(forget_after_fork);
+    let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+    let start = process_start_time(pid).unwrap_or(0);
+    START_TIME.store(start, Ordering::Relaxed);
+    PID.store(pid, Ordering::Release);
+    Me {
+        pid,
+        tid: tid(),
+        start_time: start,
+        program: PROGRAM.get_or_init(program_name),
+    }
+}
+
+/// The calling thread's id (`gettid`), cached per thread.
+#[inline]
+pub fn tid() -> u32 {
+    TID.with(|t| {
+        let v = t.get();
+        if v != 0 {
+            return v;
+        }
+        let v = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+        t.set(v);
+        v
+    })
+}
+
+/// Make sure fork hooks are installed and the identity is cached.
+pub fn warm_up() {
+    let _ = me();
+}
+
+/// Fields of `/proc/PID/stat` after the command name: (state, start time).
+fn read_stat(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Field 3 was `state`; field 22 is `starttime`.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Start time of process `pid` in clock ticks after boot, if it exists.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    read_stat(pid).map(|(_, start)| start)
+}
+
+/// What `/proc` says about the process a record names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// Running or runnable (`R`).
+    Running,
+    /// Sleeping, interruptibly (`S`) or in the kernel (`D`, `I`).
+    Sleeping,
+    /// In uninterruptible sleep (`D`): it cannot release until the kernel
+    /// returns.
+    DiskSleep,
+    /// Stopped by a signal or a debugger (`T`, `t`): it will not release
+    /// until continued.
+    Stopped,
+    /// Exited but not yet reaped (`Z`): its locks are already released.
+    Zombie,
+    /// No such process any more, or its pid now belongs to another process.
+    Gone,
+}
+
+impl ProcessState {
+    /// Whether the process named by the record still exists (a zombie
+    /// counts as gone: it can no longer hold anything).
+    pub fn is_alive(self) -> bool {
+        !matches!(self, ProcessState::Zombie | ProcessState::Gone)
+    }
+
+    /// A short lowercase word for people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessState::Running => "running",
+            ProcessState::Sleeping => "sleeping",
+            ProcessState::DiskSleep => "uninterruptible sleep",
+            ProcessState::Stopped => "stopped",
+            ProcessState::Zombie => "zombie",
+            ProcessState::Gone => "gone",
+        }
+    }
+}
+
+/// State of process `pid` if it is still the process that started at
+/// `start_time` (0 = unknown start time: any process with that pid counts).
+pub fn process_state(pid: u32, start_time: u64) -> ProcessState {
+    if pid == 0 {
+        return ProcessState::Gone;
+    }
+    match read_stat(pid) {
+        None => ProcessState::Gone,
+        Some((_, start)) if start_time != 0 && start != start_time => ProcessState::Gone,
+        Some((state, _)) => match state {
+            'R' => ProcessState::Running,
+            'D' => ProcessState::DiskSleep,
+            'T' | 't' => ProcessState::Stopped,
+            'Z' | 'X' | 'x' => ProcessState::Zombie,
+            _ => ProcessState::Sleeping,
+        },
+    }
+}
+
+/// A readable name for this process: the basename of `argv[0]`, or of the
+/// script for interpreters (`python3 motor.py` → `motor.py`).
+fn program_name() -> [u8; TEXT_BYTES] {
+    let cmdline = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+    let mut args = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned());
+    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
+    let argv0 = args.next().map(|a| base(&a)).unwrap_or_default();
+    let interpreted = ["python", "perl", "ruby", "node", "bash", "sh"]
+        .iter()
+        .any(|i| argv0.starts_with(i));
+    let name = if interpreted {
+        args.find(|a| !a.starts_with('-'))
+            .map(|a| base(&a))
+            .unwrap_or(argv0)
+    } else {
+        argv0
+    };
+    let name = if name.is_empty() {
+        std::fs::read_to_string("/proc/self/comm")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    } else {
+        name
+    };
+    text_bytes(&name)
+}

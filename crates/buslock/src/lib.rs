@@ -1,0 +1,51 @@
+//! A named, crash-safe, fair, system-wide mutex for processes and threads
+//! that share a hardware bus (SPI, I2C, a serial port) on one Linux machine.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! # unsafe { std::env::set_var("BUSLOCK_DIR", dir.path()) };
+//! let spi = buslock::Mutex::open("SPI")?;
+//! let guard = spi.lock()?;
+//! if guard.previous_owner_died() {
+//!     // the last holder crashed mid-transfer: reset the bus
+//! }
+//! // ... exclusive use of the bus ...
+//! drop(guard);
+//! # Ok::<(), buslock::Error>(())
+//! ```
+//!
+//! Every program that opens `"SPI"` (in the same lock directory) takes
+//! turns with every other, whatever process or thread it runs in. See
+//! [`Mutex`] for the guarantees and `DESIGN.md` for how they are kept: a
+//! robust, priority-inheritance, process-shared pthread mutex in a small
+//! shared file per lock.
+//!
+//! # Layers
+//!
+//! - [`raw`]: the pthread mutex and the mapped layout; the only `unsafe`.
+//! - [`lockfile`]: where lock files live, race-free creation, validation.
+//! - The rest: [`Mutex`], [`MutexGuard`], [`Owner`], [`Stats`], [`Waiter`],
+//!   [`Event`], [`Error`].
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+mod error;
+pub mod events;
+pub mod identity;
+pub mod lockfile;
+mod mutex;
+pub mod owner;
+pub mod raw;
+pub mod stats;
+pub mod waiters;
+
+pub use error::{Error, Result};
+pub use events::Event;
+pub use identity::ProcessState;
+pub use lockfile::{DirSource, LockDir, OpenMode, validate_name};
+pub use mutex::{Builder, Held, INTERRUPT_SLICE, Mutex, MutexGuard, Wait};
+pub use owner::Owner;
+pub use stats::{Histogram, LongestHold, Stats};
+pub use waiters::Waiter;

@@ -1,0 +1,342 @@
+//! Opening a lock file: race-free creation, mapping and validation.
+//!
+//! 1. `openat(dir, "NAME.lock", O_RDWR|O_NOFOLLOW|O_NONBLOCK)`: never
+//!    `O_CREAT` on an existing file (that fails for another user's file
+//!    under `fs.protected_regular`) and never through a link.
+//! 2. If absent, `O_CREAT|O_EXCL|O_NOFOLLOW`; losing that race to another
+//!    creator just means opening its file.
+//! 3. `fstat`: a regular file of exactly [`FILE_SIZE`] bytes, or an empty
+//!    one still being created.
+//! 4. If not ready: take the creation `flock` (bounded wait), `fallocate`
+//!    the size (so a full disk is an error now, not a `SIGBUS` later),
+//!    initialise, publish `READY`.
+//! 5. Validate magic, version, size, ABI tag and PID namespace.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rustix::fs::{
+    FallocateFlags, FileType, FlockOperation, Mode, OFlags, fallocate, fchmod, flock, fstat, openat,
+};
+use rustix::io::Errno;
+
+use super::dir::LockDir;
+use super::name::lock_file_name;
+use crate::error::{Error, Result};
+use crate::raw::layout::{
+    FILE_SIZE, INIT_READY, LAYOUT_VERSION, MAGIC, abi_tag, text_bytes, text_string,
+};
+use crate::raw::{HeaderInit, InitError, Mapping};
+
+/// How long an opener waits for another process to finish initialising a
+/// new lock file before reporting it.
+const INIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether a missing lock file may be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the file if it does not exist.
+    Create,
+    /// Only open an existing file (inspection tools).
+    Existing,
+}
+
+/// An open, mapped, validated lock file.
+pub struct LockFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// The shared mapping.
+    pub map: Mapping,
+}
+
+fn kind_of(ft: FileType) -> &'static str {
+    match ft {
+        FileType::Directory => "directory",
+        FileType::Fifo => "FIFO",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Symlink => "symbolic link",
+        _ => "special file",
+    }
+}
+
+fn open_errno(path: &Path, action: &'static str, e: Errno) -> Error {
+    match e {
+        Errno::LOOP => Error::Symlink {
+            path: path.to_path_buf(),
+        },
+        Errno::ISDIR => Error::NotRegularFile {
+            path: path.to_path_buf(),
+            kind: "directory",
+        },
+        Errno::NXIO => Error::NotRegularFile {
+            path: path.to_path_buf(),
+            kind: "socket or device without a reader",
+        },
+        Errno::ACCESS | Errno::PERM | Errno::ROFS => Error::Permission {
+            path: path.to_path_buf(),
+            action,
+            fix: if e == Errno::ROFS {
+                "the file system is read-only; set BUSLOCK_DIR to a writable directory".into()
+            } else {
+                "lock files must be readable and writable by every user of the lock; ask the \
+                 admin to prepare the directory for your group (dist/buslock.conf) or set BUSLOCK_DIR"
+                    .into()
+            },
+        },
+        Errno::NOSPC | Errno::DQUOT => Error::NoSpace {
+            path: path.to_path_buf(),
+        },
+        other => Error::Io {
+            path: path.to_path_buf(),
+            action,
+            source: other.into(),
+        },
+    }
+}
+
+/// Inode of this process's PID namespace (0 if `/proc` is unavailable).
+pub fn pid_namespace() -> u64 {
+    std::fs::metadata("/proc/self/ns/pid")
+        .map(|m| m.ino())
+        .unwrap_or(0)
+}
+
+fn file_mode_for(dir: &LockDir) -> Mode {
+    let perm = fstat(dir.fd())
+        .map(|st| st.st_mode & 0o777)
+        .unwrap_or(0o700);
+    let mode = if perm & 0o002 != 0 {
+        0o666
+    } else if perm & 0o020 != 0 {
+        0o660
+    } else {
+        0o600
+    };
+    Mode::from_raw_mode(mode)
+}
+
+impl LockFile {
+    /// Open (and with [`OpenMode::Create`], create if missing) lock `name`
+    /// in `dir`. `name` must already be valid.
+    ///
+    /// # Errors
+    ///
+    /// Every problem with the path or the file, as a typed [`Error`] naming
+    /// the path.
+    pub fn open(dir: &LockDir, name: &str, mode: OpenMode) -> Result<LockFile> {
+        let file_name = lock_file_name(name);
+        let path = dir.path().join(&file_name);
+        let flags =
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = match openat(dir.fd(), file_name.as_str(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) if mode == OpenMode::Create => {
+                let perm = file_mode_for(dir);
+                match openat(
+                    dir.fd(),
+                    file_name.as_str(),
+                    flags | OFlags::CREATE | OFlags::EXCL,
+                    perm,
+                ) {
+                    Ok(fd) => {
+                        // O_CREAT applied the umask; every user of the lock
+                        // needs the intended mode.
+                        fchmod(&fd, perm).map_err(|e| open_errno(&path, "set the mode of", e))?;
+                        fd
+                    }
+                    // Another process created it first: open that one.
+                    Err(Errno::EXIST) => openat(dir.fd(), file_name.as_str(), flags, Mode::empty())
+                        .map_err(|e| open_errno(&path, "open", e))?,
+                    Err(e) => return Err(open_errno(&path, "create", e)),
+                }
+            }
+            Err(Errno::NOENT) => return Err(Error::NotFound { path }),
+            Err(e) => return Err(open_errno(&path, "open", e)),
+        };
+        let map = prepare(&path, fd, mode)?;
+        validate(&path, &map)?;
+        Ok(LockFile { path, map })
+    }
+}
+
+fn file_size(path: &Path, fd: &OwnedFd) -> Result<u64> {
+    let st = fstat(fd).map_err(|e| open_errno(path, "inspect", e))?;
+    let ft = FileType::from_raw_mode(st.st_mode);
+    if ft != FileType::RegularFile {
+        return Err(Error::NotRegularFile {
+            path: path.to_path_buf(),
+            kind: kind_of(ft),
+        });
+    }
+    Ok(st.st_size as u64)
+}
+
+/// Make sure the file is sized, mapped and initialised.
+fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode) -> Result<Mapping> {
+    let size = file_size(path, &fd)?;
+    if size == FILE_SIZE as u64 {
+        let map = Mapping::map(fd).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            action: "map",
+            source: e,
+        })?;
+        if map.page().header.init_state.load(Ordering::Acquire) == INIT_READY {
+            return Ok(map);
+        }
+        wait_for_creation_flock(path, map.fd())?;
+        return initialise(path, map, mode);
+    }
+    if size != 0 {
+        return Err(Error::BadSize {
+            path: path.to_path_buf(),
+            size,
+            expected: FILE_SIZE as u64,
+        });
+    }
+    // Empty: being created right now, or its creator died before sizing it.
+    wait_for_creation_flock(path, &fd)?;
+    let size = file_size(path, &fd)?;
+    if size == 0 {
+        if mode == OpenMode::Existing {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                what: "it is empty (its creator died before initialising it)".into(),
+            });
+        }
+        fallocate(&fd, FallocateFlags::empty(), 0, FILE_SIZE as u64)
+            .or_else(|e| match e {
+                // File systems without fallocate: size it the plain way.
+                Errno::OPNOTSUPP => rustix::fs::ftruncate(&fd, FILE_SIZE as u64),
+                e => Err(e),
+            })
+            .map_err(|e| open_errno(path, "allocate", e))?;
+    } else if size != FILE_SIZE as u64 {
+        return Err(Error::BadSize {
+            path: path.to_path_buf(),
+            size,
+            expected: FILE_SIZE as u64,
+        });
+    }
+    let map = Mapping::map(fd).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        action: "map",
+        source: e,
+    })?;
+    initialise(path, map, mode)
+}
+
+/// Take the creation `flock`, waiting at most [`INIT_WAIT`] for a creator
+/// that holds it.
+fn wait_for_creation_flock(path: &Path, fd: &OwnedFd) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        match flock(fd.as_fd(), FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(()),
+            Err(Errno::WOULDBLOCK) if start.elapsed() < INIT_WAIT => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(Errno::WOULDBLOCK) => {
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    what: format!(
+                        "another process has been initialising it for over {INIT_WAIT:?} \
+                         (is it stopped?)"
+                    ),
+                });
+            }
+            Err(e) => return Err(open_errno(path, "lock for initialisation", e)),
+        }
+    }
+}
+
+fn initialise(path: &Path, map: Mapping, mode: OpenMode) -> Result<Mapping> {
+    let result = if mode == OpenMode::Existing
+        && map.page().header.init_state.load(Ordering::Acquire) != INIT_READY
+    {
+        Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            what: "it was never completely initialised (its creator died)".into(),
+        })
+    } else {
+        let abi = text_bytes(&abi_tag());
+        let header = HeaderInit {
+            page_size: rustix::param::page_size() as u32,
+            pid_ns: pid_namespace(),
+            created_real_ns: crate::clock::realtime_ns_syscall(),
+            abi: &abi,
+        };
+        map.initialize(&header).map(|_| ()).map_err(|e| match e {
+            InitError::Unrecognised { state, magic } => {
+                if magic != MAGIC {
+                    Error::BadMagic {
+                        path: path.to_path_buf(),
+                        found: magic,
+                    }
+                } else {
+                    Error::Corrupt {
+                        path: path.to_path_buf(),
+                        what: format!("unknown init state {state}"),
+                    }
+                }
+            }
+            InitError::Sys(e) => Error::Io {
+                path: path.to_path_buf(),
+                action: "initialise",
+                source: e,
+            },
+        })
+    };
+    map.end_init();
+    result.map(|()| map)
+}
+
+/// Check that a ready file is one this build can use.
+fn validate(path: &Path, map: &Mapping) -> Result<()> {
+    let h = &map.page().header;
+    let magic = h.magic.load(Ordering::Relaxed);
+    if magic != MAGIC {
+        return Err(Error::BadMagic {
+            path: path.to_path_buf(),
+            found: magic,
+        });
+    }
+    let version = h.version.load(Ordering::Relaxed);
+    if version != LAYOUT_VERSION {
+        return Err(Error::Version {
+            path: path.to_path_buf(),
+            found: version,
+            expected: LAYOUT_VERSION,
+        });
+    }
+    let size = h.file_size.load(Ordering::Relaxed);
+    if size as usize != FILE_SIZE {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            what: format!("its header records size {size}, expected {FILE_SIZE}"),
+        });
+    }
+    let found = text_string(&h.abi.load());
+    let expected = abi_tag();
+    if found != expected {
+        return Err(Error::Abi {
+            path: path.to_path_buf(),
+            found,
+            expected,
+        });
+    }
+    let ns = h.pid_ns.load(Ordering::Relaxed);
+    let ours = pid_namespace();
+    if ns != 0 && ours != 0 && ns != ours {
+        return Err(Error::PidNamespace {
+            path: path.to_path_buf(),
+            found: ns,
+            ours,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! The owner record: who holds a lock, readable by anyone without taking it.
+//!
+//! The holder writes the record under the lock, bracketed by a sequence
+//! counter (odd while writing). Readers retry while the counter is odd or
+//! changed; after [`READ_TRIES`] tries they report the record as torn, which
+//! happens when a holder died in the middle of writing it. The next holder,
+//! told that the last one died, makes the counter even again.
+
+use std::sync::atomic::{Ordering, fence};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::clock;
+use crate::identity::{Me, ProcessState, process_state};
+use crate::raw::layout::{FLAG_OWNER_DIED, OwnerRecord, text_string};
+
+/// How often a reader retries a record that is being written.
+pub const READ_TRIES: u32 = 1000;
+
+/// The holder of a lock, as recorded by the holder itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Process id of the holder.
+    pub pid: u32,
+    /// Thread id of the holder (as shown by `ps -L`, `gettid`).
+    pub tid: u32,
+    /// Holder process start time, clock ticks after boot: with `pid` it
+    /// identifies the process even after its pid is reused.
+    pub start_time: u64,
+    /// Holder program name (`argv[0]` or the script name).
+    pub program: String,
+    /// When the holder took the lock.
+    pub since: SystemTime,
+    /// How long it has held the lock, as of this read.
+    pub held_for: Duration,
+    /// The holder took over from a holder that died.
+    pub took_over_from_dead: bool,
+    /// What the holder process is doing now, from `/proc`. [`ProcessState::Gone`]
+    /// or `Zombie` means it died holding the lock: the lock is released and
+    /// the next holder will be told.
+    pub state: ProcessState,
+    /// The record was torn: its writer died while writing it, so fields may
+    /// mix two holders.
+    pub torn: bool,
+}
+
+impl Owner {
+    /// Whether the holder process still exists (and so really holds it).
+    pub fn is_alive(&self) -> bool {
+        self.state.is_alive()
+    }
+}
+
+/// Write `me` as the holder. Called under the lock.
+#[inline]
+pub(crate) fn write(rec: &OwnerRecord, me: &Me, acquired_ns: u64, owner_died: bool) {
+    let seq = rec.seq.load(Ordering::Relaxed);
+    rec.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+    fence(Ordering::Release);
+    rec.pid.store(me.pid, Ordering::Relaxed);
+    rec.tid.store(me.tid, Ordering::Relaxed);
+    rec.flags.store(
+        if owner_died { FLAG_OWNER_DIED } else { 0 },
+        Ordering::Relaxed,
+    );
+    rec.start_time.store(me.start_time, Ordering::Relaxed);
+    rec.acquired_mono_ns.store(acquired_ns, Ordering::Relaxed);
+    rec.acquired_real_ns
+        .store(clock::to_realtime_ns(acquired_ns), Ordering::Relaxed);
+    rec.program.store(me.program);
+    rec.seq.store(seq.wrapping_add(2), Ordering::Release);
+}
+
+/// Mark the lock free. Called under the lock, just before unlocking.
+#[inline]
+pub(crate) fn clear(rec: &OwnerRecord) {
+    let seq = rec.seq.load(Ordering::Relaxed);
+    rec.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+    fence(Ordering::Release);
+    rec.pid.store(0, Ordering::Relaxed);
+    rec.tid.store(0, Ordering::Relaxed);
+    rec.seq.store(seq.wrapping_add(2), Ordering::Release);
+}
+
+/// After taking over from a dead holder: make an odd counter even.
+pub(crate) fn repair(rec: &OwnerRecord) {
+    let seq = rec.seq.load(Ordering::Relaxed);
+    if seq % 2 == 1 {
+        rec.seq.store(seq.wrapping_add(1), Ordering::Release);
+    }
+}
+
+/// Whether the record names the calling thread of this process.
+#[inline]
+pub(crate) fn is_me(rec: &OwnerRecord, me: &Me) -> bool {
+    rec.tid.load(Ordering::Relaxed) == me.tid
+        && rec.pid.load(Ordering::Relaxed) == me.pid
+        && rec.start_time.load(Ordering::Relaxed) == me.start_time
+}
+
+struct RawOwner {
+    pid: u32,
+    tid: u32,
+    flags: u32,
+    start_time: u64,
+    acquired_mono_ns: u64,
+    acquired_real_ns: u64,
+    program: [u8; 32],
+}
+
+fn load(rec: &OwnerRecord) -> RawOwner {
+    RawOwner {
+        pid: rec.pid.load(Ordering::Relaxed),
+        tid: rec.tid.load(Ordering::Relaxed),
+        flags: rec.flags.load(Ordering::Relaxed),
+        start_time: rec.start_time.load(Ordering::Relaxed),
+        acquired_mono_ns: rec.acquired_mono_ns.load(Ordering::Relaxed),
+        acquired_real_ns: rec.acquired_real_ns.load(Ordering::Relaxed),
+        program: rec.program.load(),
+    }
+}
+
+/// Read the record without taking the lock; `None` when free.
+pub(crate) fn read(rec: &OwnerRecord) -> Option<Owner> {
+    let mut torn = true;
+    let mut raw = load(rec);
+    for _ in 0..READ_TRIES {
+        let s1 = rec.seq.load(Ordering::Acquire);
+        if s1 % 2 == 1 {
+            std::hint::spin_loop();
+            continue;
+        }
+        raw = load(rec);
+        fence(Ordering::Acquire);
+        let s2 = rec.seq.load(Ordering::Relaxed);
+        if s1 == s2 {
+            torn = false;
+            break;
+        }
+    }
+    if raw.pid == 0 && !torn {
+        return None;
+    }
+    if raw.pid == 0 && raw.tid == 0 {
+        return None;
+    }
+    let now_mono = clock::monotonic_ns_syscall();
+    Some(Owner {
+        pid: raw.pid,
+        tid: raw.tid,
+        start_time: raw.start_time,
+        program: text_string(&raw.program),
+        since: UNIX_EPOCH + Duration::from_nanos(raw.acquired_real_ns),
+        held_for: Duration::from_nanos(now_mono.saturating_sub(raw.acquired_mono_ns)),
+        took_over_from_dead: raw.flags & FLAG_OWNER_DIED != 0,
+        state: process_state(raw.pid, raw.start_time),
+        torn,
+    })
+}

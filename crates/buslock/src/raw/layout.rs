@@ -1,0 +1,285 @@
+//! The memory layout of a lock file, shared by every process that maps it.
+//!
+//! A lock file is [`FILE_SIZE`] bytes, mapped `MAP_SHARED` read-write by
+//! every user. Every field is an atomic (or the pthread mutex), because any
+//! process may read while the holder writes; readers treat every value as
+//! untrusted input.
+//!
+//! | offset | size | block | written by | read by |
+//! |-------:|-----:|-------|------------|---------|
+//! | 0      | 128  | [`Header`]: magic `BUSLOCK\0`, layout version, init state, file size, page size, PID namespace, ABI tag | the creator, once, under the creation `flock` | every opener (validation) |
+//! | 128    | 64   | [`RawMutex`]: robust PI pthread mutex | glibc and the kernel | glibc and the kernel |
+//! | 192    | 128  | [`OwnerRecord`]: pid, tid, process start time, program, acquired at; seqlock | the holder, under the lock | anyone, without the lock |
+//! | 320    | 640  | [`StatsBlock`]: counters, wait/hold histograms, longest hold | the holder, under the lock | anyone |
+//! | 960    | 1024 | [`WAITER_SLOTS`] × [`WaiterSlot`]: who waits since when | each waiter, its own slot | anyone |
+//! | 1984   | 5184 | [`EventRing`]: the last [`EVENT_SLOTS`] holds | the holder at release | `buslock watch` |
+//!
+//! Init states: `0` never initialised, `1` being initialised (its
+//! initialiser holds an `flock` on the file; if it died the next opener
+//! initialises again), `2` ready. Nothing but the header is read before the
+//! state is ready.
+//!
+//! The pthread mutex must never move or be copied: glibc links it into the
+//! owning thread's robust list by its address in the mapping.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::mutex::RawMutex;
+
+/// `b"BUSLOCK\0"` read as a little-endian `u64`.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"BUSLOCK\0");
+/// Version of this layout; bumped on any change to the table above.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Size of every lock file in bytes.
+pub const FILE_SIZE: usize = 8192;
+/// Number of waiters the waiters table can show at once. More waiters still
+/// wait correctly; they are just not listed.
+pub const WAITER_SLOTS: usize = 32;
+/// Number of recent holds kept for `buslock watch`.
+pub const EVENT_SLOTS: usize = 64;
+/// Number of log2 buckets in the wait and hold histograms.
+pub const HIST_BUCKETS: usize = 32;
+/// Bytes of a [`Text`] field.
+pub const TEXT_BYTES: usize = 32;
+
+/// Init state: the file was never initialised.
+pub const INIT_NONE: u32 = 0;
+/// Init state: an initialiser is at work (it holds the creation `flock`).
+pub const INIT_RUNNING: u32 = 1;
+/// Init state: the file is ready for use.
+pub const INIT_READY: u32 = 2;
+
+/// A short, NUL-padded byte string stored in atomics (program names, the
+/// ABI tag).
+#[repr(C)]
+pub struct Text([AtomicU64; TEXT_BYTES / 8]);
+
+impl Text {
+    /// Store `bytes`, truncated to [`TEXT_BYTES`] and NUL-padded.
+    #[inline]
+    pub fn store(&self, bytes: &[u8; TEXT_BYTES]) {
+        for (word, chunk) in self.0.iter().zip(bytes.chunks_exact(8)) {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(chunk);
+            word.store(u64::from_le_bytes(buf), Ordering::Relaxed);
+        }
+    }
+
+    /// Load the raw bytes.
+    #[inline]
+    pub fn load(&self) -> [u8; TEXT_BYTES] {
+        let mut out = [0u8; TEXT_BYTES];
+        for (word, chunk) in self.0.iter().zip(out.chunks_exact_mut(8)) {
+            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        out
+    }
+}
+
+/// Pack `text` into a NUL-padded [`Text`] buffer, truncating on a character
+/// boundary.
+pub fn text_bytes(text: &str) -> [u8; TEXT_BYTES] {
+    let mut out = [0u8; TEXT_BYTES];
+    let mut end = text.len().min(TEXT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&text.as_bytes()[..end]);
+    out
+}
+
+/// Unpack a [`Text`] buffer into a string (lossy: the bytes are untrusted).
+pub fn text_string(bytes: &[u8; TEXT_BYTES]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(TEXT_BYTES);
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// The first block: what the file is and who may use it.
+#[repr(C, align(64))]
+pub struct Header {
+    /// [`MAGIC`].
+    pub magic: AtomicU64,
+    /// [`LAYOUT_VERSION`].
+    pub version: AtomicU32,
+    /// [`INIT_NONE`], [`INIT_RUNNING`] or [`INIT_READY`].
+    pub init_state: AtomicU32,
+    /// [`FILE_SIZE`] as written by the creator.
+    pub file_size: AtomicU32,
+    /// The creator's page size (informational).
+    pub page_size: AtomicU32,
+    /// Inode of the creator's PID namespace (`/proc/self/ns/pid`): PI
+    /// futexes hold thread ids, which only mean something in one namespace.
+    pub pid_ns: AtomicU64,
+    /// When the file was initialised, ns since the Unix epoch.
+    pub created_real_ns: AtomicU64,
+    /// The creator's ABI: architecture, libc, `pthread_mutex_t` size.
+    pub abi: Text,
+}
+
+/// The robust mutex, alone in its cache line.
+#[repr(C, align(64))]
+pub struct MutexBlock {
+    /// The mutex itself.
+    pub mutex: RawMutex,
+}
+
+/// Who holds the lock. Written by the holder under the lock; read by anyone
+/// through the sequence counter `seq` (odd while a write is in progress).
+#[repr(C, align(64))]
+pub struct OwnerRecord {
+    /// Sequence counter: odd while the holder writes the record.
+    pub seq: AtomicU32,
+    /// Holder's process id; 0 when free.
+    pub pid: AtomicU32,
+    /// Holder's thread id; 0 when free.
+    pub tid: AtomicU32,
+    /// Bit 0: the holder took the lock over from a holder that died.
+    pub flags: AtomicU32,
+    /// Holder process start time, clock ticks after boot (`/proc/PID/stat`
+    /// field 22), so that a reused pid is never mistaken for the holder.
+    pub start_time: AtomicU64,
+    /// When the lock was taken, `CLOCK_MONOTONIC` ns.
+    pub acquired_mono_ns: AtomicU64,
+    /// When the lock was taken, ns since the Unix epoch.
+    pub acquired_real_ns: AtomicU64,
+    /// Holder program name.
+    pub program: Text,
+}
+
+/// Contention statistics, updated by the holder under the lock.
+#[repr(C, align(64))]
+pub struct StatsBlock {
+    /// Successful acquisitions.
+    pub acquisitions: AtomicU64,
+    /// Acquisitions that had to wait.
+    pub contended: AtomicU64,
+    /// Acquisitions that found the previous holder dead.
+    pub owner_died: AtomicU64,
+    /// Waits that gave up at their timeout.
+    pub timeouts: AtomicU64,
+    /// Sum of wait times of contended acquisitions, ns.
+    pub total_wait_ns: AtomicU64,
+    /// Sum of hold times, ns.
+    pub total_hold_ns: AtomicU64,
+    /// When the statistics were last reset (or created), ns since the epoch.
+    pub reset_real_ns: AtomicU64,
+    /// Longest hold seen, ns.
+    pub longest_hold_ns: AtomicU64,
+    /// Who held it longest: pid << 32 | tid.
+    pub longest_ident: AtomicU64,
+    /// When the longest hold began, ns since the epoch.
+    pub longest_real_ns: AtomicU64,
+    /// Program of the longest holder.
+    pub longest_program: Text,
+    /// Wait-time histogram of contended acquisitions (see [`hist_bucket`]).
+    pub wait_hist: [AtomicU64; HIST_BUCKETS],
+    /// Hold-time histogram (see [`hist_bucket`]).
+    pub hold_hist: [AtomicU64; HIST_BUCKETS],
+}
+
+/// Bucket of a duration in ns: bucket 0 holds everything under 1024 ns,
+/// bucket `i` holds `[2^(9+i), 2^(10+i))` ns, the last bucket everything
+/// from `2^40` ns (about 18 minutes) up.
+#[inline]
+pub fn hist_bucket(ns: u64) -> usize {
+    let bits = 64 - ns.leading_zeros() as usize;
+    bits.saturating_sub(10).min(HIST_BUCKETS - 1)
+}
+
+/// One entry of the waiters table. `ident` is claimed by compare-and-swap
+/// from 0; the other fields follow. A waiter that dies leaves its slot; a
+/// reader recognises it because `pid`/`start_time` match no live process.
+#[repr(C)]
+pub struct WaiterSlot {
+    /// pid << 32 | tid of the waiter; 0 when free.
+    pub ident: AtomicU64,
+    /// Waiter process start time (0 while the slot is being filled).
+    pub start_time: AtomicU64,
+    /// When it started waiting, `CLOCK_MONOTONIC` ns.
+    pub since_mono_ns: AtomicU64,
+    /// When it started waiting, ns since the epoch.
+    pub since_real_ns: AtomicU64,
+}
+
+/// One completed hold, written at release.
+#[repr(C)]
+pub struct Event {
+    /// Event number + 1 once complete; `u64::MAX` while being written.
+    pub seq: AtomicU64,
+    /// pid << 32 | tid of the holder.
+    pub ident: AtomicU64,
+    /// When the hold began, ns since the epoch.
+    pub acquired_real_ns: AtomicU64,
+    /// How long the holder waited before, ns.
+    pub waited_ns: AtomicU64,
+    /// How long it held, ns.
+    pub held_ns: AtomicU64,
+    /// Bit 0: the holder took over from a holder that died.
+    pub flags: AtomicU64,
+    /// Holder program name.
+    pub program: Text,
+}
+
+/// Ring of recent holds.
+#[repr(C, align(64))]
+pub struct EventRing {
+    /// Number of events ever written; event `n` lives in slot
+    /// `n % EVENT_SLOTS`.
+    pub head: AtomicU64,
+    /// The slots.
+    pub slots: [Event; EVENT_SLOTS],
+}
+
+/// A whole lock file as mapped in memory.
+#[repr(C)]
+pub struct LockPage {
+    /// What the file is.
+    pub header: Header,
+    /// The lock.
+    pub mutex: MutexBlock,
+    /// Who holds it.
+    pub owner: OwnerRecord,
+    /// How it is used.
+    pub stats: StatsBlock,
+    /// Who waits.
+    pub waiters: [WaiterSlot; WAITER_SLOTS],
+    /// What happened lately.
+    pub events: EventRing,
+}
+
+const _: () = assert!(core::mem::size_of::<LockPage>() <= FILE_SIZE);
+const _: () = assert!(FILE_SIZE % 8 == 0);
+const _: () = assert!(core::mem::size_of::<Header>() == 128);
+
+/// Flag bit: the hold began by taking over from a holder that died.
+pub const FLAG_OWNER_DIED: u32 = 1;
+
+/// `pid << 32 | tid`.
+#[inline]
+pub fn ident(pid: u32, tid: u32) -> u64 {
+    (u64::from(pid) << 32) | u64::from(tid)
+}
+
+/// Split an `ident` into (pid, tid).
+#[inline]
+pub fn split_ident(ident: u64) -> (u32, u32) {
+    ((ident >> 32) as u32, ident as u32)
+}
+
+/// The ABI tag of this build: architecture, C library and the size of
+/// `pthread_mutex_t`, e.g. `x86_64-gnu-mutex40`.
+pub fn abi_tag() -> String {
+    let env = if cfg!(target_env = "gnu") {
+        "gnu"
+    } else if cfg!(target_env = "musl") {
+        "musl"
+    } else {
+        "other"
+    };
+    format!(
+        "{}-{}-mutex{}",
+        std::env::consts::ARCH,
+        env,
+        core::mem::size_of::<libc::pthread_mutex_t>()
+    )
+}

@@ -1,0 +1,13 @@
+//! The lowest layer: the robust PI mutex, the mapped page layout, and the few
+//! other calls that need `unsafe`. Everything above this module is safe Rust.
+
+#![allow(unsafe_code)]
+
+pub mod layout;
+pub mod mapping;
+pub mod mutex;
+pub mod sys;
+
+pub use layout::LockPage;
+pub use mapping::{HeaderInit, InitError, InitOutcome, Mapping};
+pub use mutex::{Acquire, RawError, RawMutex};
