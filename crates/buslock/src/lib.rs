@@ -34,6 +34,7 @@ pub mod clock;
 mod error;
 pub mod events;
 pub mod identity;
+pub mod legacy;
 pub mod lockfile;
 mod mutex;
 pub mod owner;

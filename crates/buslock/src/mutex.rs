@@ -12,6 +12,7 @@ use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, HoldRecord};
 use crate::identity::{self, Me};
+use crate::legacy::{LegacyFailure, LegacyLock, LegacyWait};
 use crate::lockfile::{LockDir, LockFile, OpenMode, validate_name};
 use crate::owner::{self, Owner};
 use crate::raw::{Acquire, Mapping, RawError};
@@ -77,6 +78,7 @@ pub struct Mutex {
     name: String,
     path: PathBuf,
     map: Option<Mapping>,
+    legacy: Option<LegacyLock>,
     /// Set while a thread holds the lock through this handle (written only
     /// under the lock), so that dropping the handle while a guard was leaked
     /// keeps the memory mapped for the kernel's robust list.
@@ -96,6 +98,7 @@ pub struct Builder {
     name: String,
     dir: Option<PathBuf>,
     mode: OpenMode,
+    legacy: Option<PathBuf>,
 }
 
 impl Builder {
@@ -117,6 +120,28 @@ impl Builder {
         self
     }
 
+    /// Also take a legacy companion lock: an exclusive open-file-description
+    /// record lock on the whole file at `path` (created 0666 if missing,
+    /// never through a symbolic link), taken after the buslock mutex and
+    /// released before it. It conflicts with `lockf`/`fcntl` locks of
+    /// programs not yet migrated, such as Dexter's `DI_Mutex`, which locks
+    /// `/run/lock/DI_Mutex_<name>`. See the [`legacy`](crate::legacy) module
+    /// for why this order cannot deadlock.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let spi = buslock::Mutex::builder("SPI")
+    ///     .dir(dir.path())
+    ///     .legacy_record_lock(dir.path().join("DI_Mutex_SPI"))
+    ///     .open()?;
+    /// let guard = spi.lock()?; // holds both
+    /// # Ok::<(), buslock::Error>(())
+    /// ```
+    pub fn legacy_record_lock(mut self, path: impl Into<PathBuf>) -> Self {
+        self.legacy = Some(path.into());
+        self
+    }
+
     /// Open the lock.
     ///
     /// # Errors
@@ -126,7 +151,11 @@ impl Builder {
     pub fn open(self) -> Result<Mutex> {
         validate_name(&self.name)?;
         let dir = LockDir::resolve(self.dir.as_deref())?;
-        Mutex::open_in(&dir, &self.name, self.mode)
+        let mut mutex = Mutex::open_in(&dir, &self.name, self.mode)?;
+        if let Some(path) = &self.legacy {
+            mutex.legacy = Some(LegacyLock::open(path)?);
+        }
+        Ok(mutex)
     }
 }
 
@@ -198,6 +227,7 @@ impl Mutex {
             name: name.to_owned(),
             dir: None,
             mode: OpenMode::Create,
+            legacy: None,
         }
     }
 
@@ -215,6 +245,7 @@ impl Mutex {
             name: name.to_owned(),
             path,
             map: Some(map),
+            legacy: None,
             held: AtomicBool::new(false),
         })
     }
@@ -227,6 +258,11 @@ impl Mutex {
     /// The lock file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The legacy companion lock file, if one was configured.
+    pub fn legacy_path(&self) -> Option<&Path> {
+        self.legacy.as_ref().map(|l| l.path())
     }
 
     #[inline]
@@ -346,13 +382,16 @@ impl Mutex {
     /// As [`Mutex::lock`] and [`Mutex::lock_interruptible`].
     #[inline]
     pub fn acquire(&self, wait: Wait<'_>) -> Result<Option<Held>> {
-        match self.map().mutex().try_lock() {
-            Ok(Acquire::Taken) => Ok(Some(self.enter(None, false)?)),
-            Ok(Acquire::OwnerDied) => Ok(Some(self.enter(None, true)?)),
-            Ok(Acquire::Busy) if matches!(wait, Wait::Try) => Ok(None),
-            Ok(Acquire::Busy) => self.wait_slow(wait),
-            Err(e) => Err(self.raw_error(e)),
+        let got = match self.map().mutex().try_lock() {
+            Ok(Acquire::Busy) if matches!(wait, Wait::Try) => return Ok(None),
+            Ok(Acquire::Busy) => return self.wait_slow(wait),
+            Ok(got) => got,
+            Err(e) => return Err(self.raw_error(e)),
+        };
+        if self.legacy.is_some() {
+            return self.with_legacy(got, None, wait);
         }
+        Ok(Some(self.enter(None, got == Acquire::OwnerDied)?))
     }
 
     #[cold]
@@ -366,45 +405,116 @@ impl Mutex {
         let entry = WaiterEntry::enter(&page.waiters, &me, start);
         let deadline =
             |t: Duration| start_sys.saturating_add(t.as_nanos().min(u64::MAX as u128) as u64);
-        let outcome = match wait {
-            Wait::Try => Ok(Acquire::Busy),
-            Wait::Forever => raw.lock(),
-            Wait::Timeout(t) => raw.lock_until(timespec(deadline(t))),
+        let (end, mut interrupted) = match wait {
+            Wait::Try | Wait::Forever => (None, None),
+            Wait::Timeout(t) => (Some(deadline(t)), None),
             Wait::Interruptible {
                 timeout,
                 interrupted,
-            } => {
-                let end = timeout.map(deadline);
-                loop {
-                    let now = clock::monotonic_ns_syscall();
-                    let slice_end = now + INTERRUPT_SLICE.as_nanos() as u64;
-                    let until = end.map_or(slice_end, |e| e.min(slice_end));
-                    match raw.lock_until(timespec(until)) {
-                        Ok(Acquire::Busy) => {
-                            if interrupted() {
-                                drop(entry);
-                                return Err(Error::Interrupted {
-                                    name: self.name.clone(),
-                                });
-                            }
-                            if end.is_some_and(|e| clock::monotonic_ns_syscall() >= e) {
-                                break Ok(Acquire::Busy);
-                            }
-                        }
-                        other => break other,
+            } => (timeout.map(deadline), Some(interrupted)),
+        };
+        let outcome = loop {
+            let Some(check) = interrupted.as_mut() else {
+                break match end {
+                    None => raw.lock(),
+                    Some(end) => raw.lock_until(timespec(end)),
+                };
+            };
+            let slice_end = clock::monotonic_ns_syscall() + INTERRUPT_SLICE.as_nanos() as u64;
+            let until = end.map_or(slice_end, |e| e.min(slice_end));
+            match raw.lock_until(timespec(until)) {
+                Ok(Acquire::Busy) => {
+                    if check() {
+                        drop(entry);
+                        return Err(Error::Interrupted {
+                            name: self.name.clone(),
+                        });
+                    }
+                    if end.is_some_and(|e| clock::monotonic_ns_syscall() >= e) {
+                        break Ok(Acquire::Busy);
                     }
                 }
+                other => break other,
             }
         };
         drop(entry);
         match outcome {
-            Ok(Acquire::Taken) => Ok(Some(self.enter(Some(start), false)?)),
-            Ok(Acquire::OwnerDied) => Ok(Some(self.enter(Some(start), true)?)),
             Ok(Acquire::Busy) => {
                 stats::on_timeout(&page.stats);
                 Ok(None)
             }
+            Ok(got) if self.legacy.is_some() => {
+                let mut never = || false;
+                let wait = match (end, interrupted) {
+                    (None, None) => Wait::Forever,
+                    (end, interrupted) => Wait::Interruptible {
+                        timeout: end.map(|e| {
+                            Duration::from_nanos(e.saturating_sub(clock::monotonic_ns_syscall()))
+                        }),
+                        interrupted: interrupted.unwrap_or(&mut never),
+                    },
+                };
+                self.with_legacy(got, Some(start), wait)
+            }
+            Ok(got) => Ok(Some(self.enter(Some(start), got == Acquire::OwnerDied)?)),
             Err(e) => Err(self.raw_error(e)),
+        }
+    }
+
+    /// Holding the buslock mutex, take the legacy companion lock too; on
+    /// failure release the mutex again (keeping a death notice for the
+    /// next holder).
+    #[cold]
+    fn with_legacy(
+        &self,
+        got: Acquire,
+        wait_start: Option<u64>,
+        wait: Wait<'_>,
+    ) -> Result<Option<Held>> {
+        let Some(legacy) = self.legacy.as_ref() else {
+            return Ok(Some(self.enter(wait_start, got == Acquire::OwnerDied)?));
+        };
+        let owner_died = got == Acquire::OwnerDied;
+        let now = clock::monotonic_ns_syscall();
+        let legacy_wait = match wait {
+            Wait::Try => LegacyWait::Try,
+            Wait::Forever => LegacyWait::Forever,
+            Wait::Timeout(t) => LegacyWait::Until {
+                deadline_mono_ns: Some(now.saturating_add(t.as_nanos() as u64)),
+                interrupted: None,
+            },
+            Wait::Interruptible {
+                timeout,
+                interrupted,
+            } => LegacyWait::Until {
+                deadline_mono_ns: timeout.map(|t| now.saturating_add(t.as_nanos() as u64)),
+                interrupted: Some(interrupted),
+            },
+        };
+        let is_try = matches!(legacy_wait, LegacyWait::Try);
+        let failure = match legacy.lock(legacy_wait) {
+            Ok(()) => return Ok(Some(self.enter(wait_start, owner_died)?)),
+            Err(failure) => failure,
+        };
+        let page = self.map().page();
+        if owner_died {
+            self.recover()?;
+        }
+        if owner_died || owner::death_pending(&page.owner) {
+            owner::set_death_pending(&page.owner);
+        }
+        let _ = self.map().mutex().unlock();
+        match failure {
+            LegacyFailure::Busy => {
+                if !is_try {
+                    stats::on_timeout(&page.stats);
+                }
+                Ok(None)
+            }
+            LegacyFailure::Interrupted => Err(Error::Interrupted {
+                name: self.name.clone(),
+            }),
+            LegacyFailure::Error(e) => Err(e),
         }
     }
 
@@ -415,8 +525,11 @@ impl Mutex {
         let me = identity::me();
         let page = self.map().page();
         if owner_died {
-            self.recover(&me)?;
+            self.recover()?;
         }
+        // A holder that died before a legacy-lock failure handed the lock
+        // on: report its death now.
+        let owner_died = owner_died || owner::death_pending(&page.owner);
         let now = clock::now_ns();
         let waited = wait_start.map(|s| now.saturating_sub(s));
         owner::write(&page.owner, &me, now, owner_died);
@@ -431,7 +544,7 @@ impl Mutex {
     }
 
     #[cold]
-    fn recover(&self, _me: &Me) -> Result<()> {
+    fn recover(&self) -> Result<()> {
         let page = self.map().page();
         if let Err(e) = self.map().mutex().consistent() {
             let err = self.raw_error(e);
@@ -486,6 +599,9 @@ impl Mutex {
                 owner_died: held.owner_died,
             },
         );
+        if let Some(legacy) = &self.legacy {
+            legacy.unlock();
+        }
         owner::clear(&page.owner);
         self.held.store(false, Ordering::Relaxed);
         self.map().mutex().unlock()

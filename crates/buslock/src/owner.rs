@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::clock;
 use crate::identity::{Me, ProcessState, process_state};
-use crate::raw::layout::{FLAG_OWNER_DIED, OwnerRecord, text_string};
+use crate::raw::layout::{FLAG_DEATH_PENDING, FLAG_OWNER_DIED, OwnerRecord, text_string};
 
 /// How often a reader retries a record that is being written.
 pub const READ_TRIES: u32 = 1000;
@@ -87,6 +87,19 @@ pub(crate) fn repair(rec: &OwnerRecord) {
     if seq % 2 == 1 {
         rec.seq.store(seq.wrapping_add(1), Ordering::Release);
     }
+}
+
+/// Whether a holder that took over from a dead one released without
+/// holding (its legacy companion lock was busy), leaving the death to be
+/// reported by the next holder. Called under the lock.
+#[inline]
+pub(crate) fn death_pending(rec: &OwnerRecord) -> bool {
+    rec.flags.load(Ordering::Relaxed) & FLAG_DEATH_PENDING != 0
+}
+
+/// Leave a death notice for the next holder. Called under the lock.
+pub(crate) fn set_death_pending(rec: &OwnerRecord) {
+    rec.flags.store(FLAG_DEATH_PENDING, Ordering::Relaxed);
 }
 
 /// Whether the record names the calling thread of this process.

@@ -253,6 +253,9 @@ const _: () = assert!(core::mem::size_of::<Header>() == 128);
 
 /// Flag bit: the hold began by taking over from a holder that died.
 pub const FLAG_OWNER_DIED: u32 = 1;
+/// Owner-record flag bit: a holder died, and the one that took over had to
+/// let go again before using the lock; the next holder must be told.
+pub const FLAG_DEATH_PENDING: u32 = 2;
 
 /// `pid << 32 | tid`.
 #[inline]

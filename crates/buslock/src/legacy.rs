@@ -1,0 +1,179 @@
+//! Legacy companion locks, for migrating programs that still use an older
+//! convention on the same bus.
+//!
+//! Dexter Industries' `DI_Mutex(name)` (GoPiGo3, BrickPi3, ...) takes a
+//! classic POSIX record lock (`fcntl.lockf`) on `/run/lock/DI_Mutex_<name>`.
+//! A buslock [`Mutex`](crate::Mutex) opened with
+//! [`Builder::legacy_record_lock`](crate::Builder::legacy_record_lock) also
+//! takes an exclusive open-file-description record lock on that file, which
+//! conflicts with `lockf`, so old and migrated programs exclude each other.
+//!
+//! # Order, and why it cannot deadlock
+//!
+//! A buslock user takes the buslock mutex first and the legacy lock second,
+//! and releases the legacy lock first. Legacy programs take only the legacy
+//! lock. Every buslock user therefore holds the buslock mutex while it waits
+//! for the legacy lock, so at most one buslock user waits for it at a time,
+//! and it waits only for legacy programs, which wait for nothing buslock
+//! holds: there is no cycle. (A legacy program waiting for the file never
+//! blocks a buslock user that already holds the file, and vice versa.)
+//!
+//! Legacy programs are not fair: Dexter's algorithm polls every 0.1 ms, so
+//! when it competes with buslock users, FIFO order holds only among the
+//! buslock users.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustix::fs::{CWD, Mode, OFlags, fchmod, openat};
+use rustix::io::Errno;
+
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::raw::sys::{RecordLock, ofd_lock, ofd_unlock};
+
+/// How often a bounded wait for a legacy lock retries.
+const POLL: Duration = Duration::from_millis(1);
+
+/// An open legacy lock file.
+#[derive(Debug)]
+pub(crate) struct LegacyLock {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+/// How long to wait for the legacy lock.
+pub(crate) enum LegacyWait<'w> {
+    Try,
+    Forever,
+    Until {
+        deadline_mono_ns: Option<u64>,
+        interrupted: Option<&'w mut dyn FnMut() -> bool>,
+    },
+}
+
+/// Why the legacy lock was not taken.
+pub(crate) enum LegacyFailure {
+    Busy,
+    Interrupted,
+    Error(Error),
+}
+
+impl LegacyLock {
+    /// Open (creating 0666 if missing, never through a link) the legacy
+    /// lock file.
+    pub(crate) fn open(path: &Path) -> Result<LegacyLock> {
+        let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let err = |action, e: Errno| match e {
+            Errno::LOOP => Error::Symlink { path: path.into() },
+            Errno::ACCESS | Errno::PERM => Error::Permission {
+                path: path.into(),
+                action,
+                fix: "the legacy lock file must be writable by every program sharing the bus"
+                    .into(),
+            },
+            e => Error::Io {
+                path: path.into(),
+                action,
+                source: e.into(),
+            },
+        };
+        let fd = match openat(CWD, path, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                match openat(
+                    CWD,
+                    path,
+                    flags | OFlags::CREATE | OFlags::EXCL,
+                    Mode::from_raw_mode(0o666),
+                ) {
+                    Ok(fd) => {
+                        fchmod(&fd, Mode::from_raw_mode(0o666))
+                            .map_err(|e| err("set the mode of", e))?;
+                        fd
+                    }
+                    Err(Errno::EXIST) => openat(CWD, path, flags, Mode::empty())
+                        .map_err(|e| err("open legacy lock file", e))?,
+                    Err(e) => return Err(err("create legacy lock file", e)),
+                }
+            }
+            Err(e) => return Err(err("open legacy lock file", e)),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| err("inspect legacy lock file", e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(Error::NotRegularFile {
+                path: path.into(),
+                kind: "non-regular file",
+            });
+        }
+        Ok(LegacyLock {
+            path: path.into(),
+            fd,
+        })
+    }
+
+    /// The legacy lock file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn io_error(&self, e: std::io::Error) -> LegacyFailure {
+        LegacyFailure::Error(Error::Io {
+            path: self.path.clone(),
+            action: "lock legacy lock file",
+            source: e,
+        })
+    }
+
+    /// Take the legacy lock. Called while holding the buslock mutex.
+    pub(crate) fn lock(&self, wait: LegacyWait<'_>) -> std::result::Result<(), LegacyFailure> {
+        match wait {
+            LegacyWait::Try => match ofd_lock(self.fd.as_fd(), false) {
+                Ok(RecordLock::Taken) => Ok(()),
+                Ok(RecordLock::Busy) => Err(LegacyFailure::Busy),
+                Err(e) => Err(self.io_error(e)),
+            },
+            LegacyWait::Forever => loop {
+                match ofd_lock(self.fd.as_fd(), true) {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(self.io_error(e)),
+                }
+            },
+            LegacyWait::Until {
+                deadline_mono_ns,
+                mut interrupted,
+            } => {
+                let mut next_check = clock::monotonic_ns_syscall();
+                loop {
+                    match ofd_lock(self.fd.as_fd(), false) {
+                        Ok(RecordLock::Taken) => return Ok(()),
+                        Ok(RecordLock::Busy) => {}
+                        Err(e) => return Err(self.io_error(e)),
+                    }
+                    let now = clock::monotonic_ns_syscall();
+                    if deadline_mono_ns.is_some_and(|d| now >= d) {
+                        return Err(LegacyFailure::Busy);
+                    }
+                    if now >= next_check {
+                        if let Some(check) = interrupted.as_mut() {
+                            if check() {
+                                return Err(LegacyFailure::Interrupted);
+                            }
+                        }
+                        next_check = now + crate::INTERRUPT_SLICE.as_nanos() as u64;
+                    }
+                    std::thread::sleep(POLL);
+                }
+            }
+        }
+    }
+
+    /// Release the legacy lock.
+    pub(crate) fn unlock(&self) {
+        // Unlocking a lock we hold does not fail for a valid descriptor;
+        // closing the descriptor would drop it anyway.
+        let _ = ofd_unlock(self.fd.as_fd());
+    }
+}
