@@ -1,0 +1,293 @@
+//! Cross-process behaviour with real processes (this test binary re-run as
+//! helpers), real SIGKILLs and a temporary lock directory.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use buslock::{Mutex, ProcessState};
+use common::{Bus, Helper, run_helper_if_requested, wait_until};
+
+const NAME: &str = "SPI";
+const PROCS: usize = 4;
+const THREADS: usize = 4;
+const ITERS: u64 = 400;
+
+fn open(dir: &Path) -> Mutex {
+    Mutex::builder(NAME).dir(dir).open().expect("open lock")
+}
+
+fn env_dir() -> std::path::PathBuf {
+    std::env::var_os("BUSLOCK_DIR").expect("BUSLOCK_DIR").into()
+}
+
+fn roles(role: &str) -> i32 {
+    let dir = env_dir();
+    match role {
+        // Hammer the bus from THREADS threads, half sharing one handle.
+        "hammer" => {
+            let shared = Arc::new(open(&dir));
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let dir = dir.clone();
+                    let shared = shared.clone();
+                    std::thread::spawn(move || {
+                        let own;
+                        let m: &Mutex = if t % 2 == 0 {
+                            own = open(&dir);
+                            &own
+                        } else {
+                            &shared
+                        };
+                        let bus = Bus::open(&dir);
+                        let me = (u64::from(std::process::id()) << 8) | (t as u64 + 1);
+                        for _ in 0..ITERS {
+                            let g = m.lock().expect("lock");
+                            m.assert_held();
+                            bus.transaction(me);
+                            drop(g);
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().expect("hammer thread");
+            }
+            0
+        }
+        // Take the lock and keep it until killed.
+        "hold" => {
+            let m = open(&dir);
+            let _g = m.lock().expect("lock");
+            println!("@locked");
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        // Block in lock() and report whether the previous owner died.
+        "wait" => {
+            let m = open(&dir);
+            println!("@waiting");
+            let g = m.lock().expect("lock");
+            println!("@got died={}", g.previous_owner_died());
+            0
+        }
+        // Take, fork, let the child drop its inherited guard.
+        "fork" => fork_role(&dir),
+        // Race to create the lock file at one instant, then use it.
+        "create" => {
+            let start: u128 = std::env::var("START_NS").unwrap().parse().unwrap();
+            while SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+                < start
+            {
+                std::hint::spin_loop();
+            }
+            let m = open(&dir);
+            let g = m.lock().expect("lock");
+            Bus::open(&dir).transaction(u64::from(std::process::id()));
+            drop(g);
+            let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(m.path()).unwrap());
+            println!("@ok {ino}");
+            0
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn fork_role(dir: &Path) -> i32 {
+    let m = open(dir);
+    let guard = m.lock().expect("lock");
+    // SAFETY: the child only drops the guard, calls try_lock and exits; the
+    // lock path reads /proc and allocates, which glibc makes safe after fork.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        drop(guard); // must not unlock the parent's lock
+        let code = match m.try_lock() {
+            Ok(None) if !m.is_held_by_current_thread() => 0,
+            Ok(None) => 2,
+            Ok(Some(_)) => 3, // the parent's lock was released: a bug
+            Err(_) => 4,
+        };
+        std::process::exit(code);
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child with a valid status pointer.
+    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(rc, pid);
+    let child_code = libc::WEXITSTATUS(status);
+    let still_mine = m.is_held_by_current_thread();
+    let owner_pid = m.owner().unwrap().map(|o| o.pid);
+    drop(guard);
+    let free_after = m.owner().unwrap().is_none();
+    println!(
+        "@fork child={child_code} still_mine={still_mine} owner_is_parent={} free_after={free_after}",
+        owner_pid == Some(std::process::id())
+    );
+    0
+}
+
+#[test]
+fn helper_entry() {
+    run_helper_if_requested(roles);
+}
+
+#[test]
+fn processes_and_threads_exclude_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::create(dir.path());
+    let helpers: Vec<_> = (0..PROCS)
+        .map(|_| Helper::spawn("hammer", dir.path(), &[]))
+        .collect();
+    for h in helpers {
+        assert!(h.wait().success(), "hammer helper failed");
+    }
+    let total = PROCS as u64 * THREADS as u64 * ITERS;
+    assert_eq!(bus.violations(), 0, "exclusion violated");
+    assert_eq!(bus.counter(), total, "lost updates");
+    let stats = open(dir.path()).stats().unwrap();
+    assert_eq!(stats.acquisitions, total);
+    assert_eq!(stats.hold_histogram.count(), total);
+    assert!(stats.contended > 0, "16 threads never contended?");
+    assert_eq!(stats.wait_histogram.count(), stats.contended);
+    assert_eq!(stats.owner_died, 0);
+}
+
+#[test]
+fn sigkilled_holder_releases_to_blocked_waiter_who_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let mut holder = Helper::spawn("hold", dir.path(), &[]);
+    holder.expect("locked");
+    let holder_pid = holder.pid();
+    let owner = m.owner().unwrap().expect("held");
+    assert_eq!(owner.pid, holder_pid);
+    assert!(owner.is_alive());
+
+    let mut waiter = Helper::spawn("wait", dir.path(), &[]);
+    waiter.expect("waiting");
+    let waiter_pid = waiter.pid();
+    wait_until("the waiter to block", || {
+        m.waiters().unwrap().iter().any(|w| w.pid == waiter_pid)
+    });
+    holder.kill();
+    assert_eq!(waiter.expect("got"), "died=true");
+    assert!(waiter.wait().success());
+
+    // A process that comes later gets a healthy lock and is not told.
+    let g = m
+        .lock_timeout(common::WATCHDOG)
+        .unwrap()
+        .expect("lock after recovery");
+    assert!(!g.previous_owner_died());
+    drop(g);
+    let stats = m.stats().unwrap();
+    assert_eq!(stats.owner_died, 1);
+    assert!(m.waiters().unwrap().is_empty());
+}
+
+#[test]
+fn sigkilled_holder_without_waiters_is_reported_to_the_next_opener() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = Helper::spawn("hold", dir.path(), &[]);
+    holder.expect("locked");
+    let pid = holder.pid();
+    holder.kill();
+
+    let m = open(dir.path());
+    // The record still names the dead holder until the next acquisition.
+    let owner = m.owner().unwrap().expect("dead holder still recorded");
+    assert_eq!(owner.pid, pid);
+    assert_eq!(owner.state, ProcessState::Gone);
+    assert!(!m.is_locked());
+
+    let g = m.try_lock().unwrap().expect("free after the holder died");
+    assert!(g.previous_owner_died());
+    drop(g);
+    let g = m.try_lock().unwrap().expect("still usable");
+    assert!(!g.previous_owner_died());
+    drop(g);
+    assert_eq!(m.stats().unwrap().owner_died, 1);
+    let events = m.events_since(0).0;
+    assert_eq!(events.len(), 2);
+    assert!(events[0].previous_owner_died && !events[1].previous_owner_died);
+}
+
+#[test]
+fn try_lock_timeout_and_owner_seen_from_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let mut holder = Helper::spawn("hold", dir.path(), &[]);
+    holder.expect("locked");
+
+    assert!(m.try_lock().unwrap().is_none());
+    assert!(m.lock_timeout(Duration::from_millis(30)).unwrap().is_none());
+    assert!(m.is_locked());
+    assert!(!m.is_held_by_current_thread());
+    let owner = m.owner().unwrap().expect("held");
+    assert_eq!(owner.pid, holder.pid());
+    assert_ne!(owner.tid, 0);
+    assert_eq!(
+        Some(owner.start_time),
+        std::fs::read_to_string(format!("/proc/{}/stat", owner.pid))
+            .ok()
+            .and_then(|s| s
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(19)?
+                .parse()
+                .ok())
+    );
+    let exe = std::env::current_exe().unwrap();
+    let exe_name = exe.file_name().unwrap().to_string_lossy();
+    assert!(
+        exe_name.starts_with(&owner.program),
+        "{} vs {exe_name}",
+        owner.program
+    );
+    assert!(!owner.torn);
+    let stats = m.stats().unwrap();
+    assert_eq!(stats.timeouts, 1);
+    holder.kill();
+}
+
+#[test]
+fn forked_child_does_not_inherit_ownership() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut helper = Helper::spawn("fork", dir.path(), &[]);
+    let line = helper.expect("fork");
+    assert_eq!(
+        line,
+        "child=0 still_mine=true owner_is_parent=true free_after=true"
+    );
+    assert!(helper.wait().success());
+}
+
+#[test]
+fn eight_processes_create_the_same_lock_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::create(dir.path());
+    let start = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_millis(500);
+    let env = [("START_NS", start.as_nanos().to_string())];
+    let mut helpers: Vec<_> = (0..8)
+        .map(|_| Helper::spawn("create", dir.path(), &env))
+        .collect();
+    let inodes: Vec<String> = helpers.iter_mut().map(|h| h.expect("ok")).collect();
+    for h in helpers {
+        assert!(h.wait().success());
+    }
+    assert!(inodes.iter().all(|i| i == &inodes[0]), "{inodes:?}");
+    assert_eq!(bus.counter(), 8);
+    assert_eq!(bus.violations(), 0);
+    let names = buslock::LockDir::resolve(Some(dir.path()))
+        .unwrap()
+        .lock_names()
+        .unwrap();
+    assert_eq!(names, vec![NAME.to_owned()]);
+}
