@@ -36,7 +36,7 @@ pub struct Event {
 /// What one acquisition contributed to its event.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HoldRecord {
-    pub acquired_real_ns: u64,
+    pub acquired_mono_ns: u64,
     pub waited_ns: u64,
     pub held_ns: u64,
     pub owner_died: bool,
@@ -50,8 +50,8 @@ pub(crate) fn push(ring: &EventRing, me: &Me, hold: &HoldRecord) {
     slot.seq.store(u64::MAX, Ordering::Relaxed);
     fence(Ordering::Release);
     slot.ident.store(ident(me.pid, me.tid), Ordering::Relaxed);
-    slot.acquired_real_ns
-        .store(hold.acquired_real_ns, Ordering::Relaxed);
+    slot.acquired_mono_ns
+        .store(hold.acquired_mono_ns, Ordering::Relaxed);
     slot.waited_ns.store(hold.waited_ns, Ordering::Relaxed);
     slot.held_ns.store(hold.held_ns, Ordering::Relaxed);
     slot.flags.store(
@@ -86,7 +86,7 @@ pub(crate) fn read_from(ring: &EventRing, from: u64) -> (Vec<Event>, u64) {
             continue;
         }
         let (pid, tid) = split_ident(slot.ident.load(Ordering::Relaxed));
-        let acquired = slot.acquired_real_ns.load(Ordering::Relaxed);
+        let acquired = slot.acquired_mono_ns.load(Ordering::Relaxed);
         let waited = slot.waited_ns.load(Ordering::Relaxed);
         let held = slot.held_ns.load(Ordering::Relaxed);
         let flags = slot.flags.load(Ordering::Relaxed);
@@ -100,7 +100,7 @@ pub(crate) fn read_from(ring: &EventRing, from: u64) -> (Vec<Event>, u64) {
             pid,
             tid,
             program: text_string(&program),
-            acquired: UNIX_EPOCH + Duration::from_nanos(acquired),
+            acquired: UNIX_EPOCH + Duration::from_nanos(crate::clock::to_realtime_ns(acquired)),
             waited: Duration::from_nanos(waited),
             held: Duration::from_nanos(held),
             previous_owner_died: flags & u64::from(FLAG_OWNER_DIED) != 0,

@@ -587,13 +587,12 @@ impl Mutex {
         let page = self.map().page();
         let now = clock::now_ns();
         let held_ns = now.saturating_sub(held.acquired_ns);
-        let acquired_real_ns = clock::to_realtime_ns(held.acquired_ns);
-        stats::on_release(&page.stats, me, held_ns, acquired_real_ns);
+        stats::on_release(&page.stats, me, held_ns, held.acquired_ns);
         events::push(
             &page.events,
             me,
             &HoldRecord {
-                acquired_real_ns,
+                acquired_mono_ns: held.acquired_ns,
                 waited_ns: held.waited_ns,
                 held_ns,
                 owner_died: held.owner_died,

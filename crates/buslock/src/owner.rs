@@ -51,32 +51,38 @@ impl Owner {
 }
 
 /// Write `me` as the holder. Called under the lock.
+///
+/// The process fields (pid, start time, program) are rewritten only when
+/// they change, so a process re-taking its own lock stores five words.
 #[inline]
 pub(crate) fn write(rec: &OwnerRecord, me: &Me, acquired_ns: u64, owner_died: bool) {
     let seq = rec.seq.load(Ordering::Relaxed);
     rec.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
     fence(Ordering::Release);
-    rec.pid.store(me.pid, Ordering::Relaxed);
+    if owner_died
+        || rec.pid.load(Ordering::Relaxed) != me.pid
+        || rec.start_time.load(Ordering::Relaxed) != me.start_time
+    {
+        rec.pid.store(me.pid, Ordering::Relaxed);
+        rec.start_time.store(me.start_time, Ordering::Relaxed);
+        rec.program.store(me.program);
+    }
     rec.tid.store(me.tid, Ordering::Relaxed);
     rec.flags.store(
         if owner_died { FLAG_OWNER_DIED } else { 0 },
         Ordering::Relaxed,
     );
-    rec.start_time.store(me.start_time, Ordering::Relaxed);
     rec.acquired_mono_ns.store(acquired_ns, Ordering::Relaxed);
-    rec.acquired_real_ns
-        .store(clock::to_realtime_ns(acquired_ns), Ordering::Relaxed);
-    rec.program.store(me.program);
     rec.seq.store(seq.wrapping_add(2), Ordering::Release);
 }
 
-/// Mark the lock free. Called under the lock, just before unlocking.
+/// Mark the lock free (`tid` 0; the process fields stay as "last holder").
+/// Called under the lock, just before unlocking.
 #[inline]
 pub(crate) fn clear(rec: &OwnerRecord) {
     let seq = rec.seq.load(Ordering::Relaxed);
     rec.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
     fence(Ordering::Release);
-    rec.pid.store(0, Ordering::Relaxed);
     rec.tid.store(0, Ordering::Relaxed);
     rec.seq.store(seq.wrapping_add(2), Ordering::Release);
 }
@@ -116,7 +122,6 @@ struct RawOwner {
     flags: u32,
     start_time: u64,
     acquired_mono_ns: u64,
-    acquired_real_ns: u64,
     program: [u8; 32],
 }
 
@@ -127,7 +132,6 @@ fn load(rec: &OwnerRecord) -> RawOwner {
         flags: rec.flags.load(Ordering::Relaxed),
         start_time: rec.start_time.load(Ordering::Relaxed),
         acquired_mono_ns: rec.acquired_mono_ns.load(Ordering::Relaxed),
-        acquired_real_ns: rec.acquired_real_ns.load(Ordering::Relaxed),
         program: rec.program.load(),
     }
 }
@@ -150,10 +154,7 @@ pub(crate) fn read(rec: &OwnerRecord) -> Option<Owner> {
             break;
         }
     }
-    if raw.pid == 0 && !torn {
-        return None;
-    }
-    if raw.pid == 0 && raw.tid == 0 {
+    if raw.tid == 0 && (!torn || raw.pid == 0) {
         return None;
     }
     let now_mono = clock::monotonic_ns_syscall();
@@ -162,7 +163,7 @@ pub(crate) fn read(rec: &OwnerRecord) -> Option<Owner> {
         tid: raw.tid,
         start_time: raw.start_time,
         program: text_string(&raw.program),
-        since: UNIX_EPOCH + Duration::from_nanos(raw.acquired_real_ns),
+        since: UNIX_EPOCH + Duration::from_nanos(clock::to_realtime_ns(raw.acquired_mono_ns)),
         held_for: Duration::from_nanos(now_mono.saturating_sub(raw.acquired_mono_ns)),
         took_over_from_dead: raw.flags & FLAG_OWNER_DIED != 0,
         state: process_state(raw.pid, raw.start_time),

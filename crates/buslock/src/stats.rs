@@ -35,7 +35,7 @@ pub(crate) fn on_acquire(stats: &StatsBlock, waited_ns: Option<u64>, owner_died:
 
 /// Record a release after holding `held_ns`. Called under the lock.
 #[inline]
-pub(crate) fn on_release(stats: &StatsBlock, me: &Me, held_ns: u64, acquired_real_ns: u64) {
+pub(crate) fn on_release(stats: &StatsBlock, me: &Me, held_ns: u64, acquired_mono_ns: u64) {
     bump(&stats.total_hold_ns, held_ns);
     bump(&stats.hold_hist[hist_bucket(held_ns)], 1);
     if held_ns > stats.longest_hold_ns.load(Ordering::Relaxed) {
@@ -43,9 +43,10 @@ pub(crate) fn on_release(stats: &StatsBlock, me: &Me, held_ns: u64, acquired_rea
         stats
             .longest_ident
             .store(ident(me.pid, me.tid), Ordering::Relaxed);
-        stats
-            .longest_real_ns
-            .store(acquired_real_ns, Ordering::Relaxed);
+        stats.longest_real_ns.store(
+            crate::clock::to_realtime_ns(acquired_mono_ns),
+            Ordering::Relaxed,
+        );
         stats.longest_program.store(me.program);
     }
 }

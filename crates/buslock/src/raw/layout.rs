@@ -129,7 +129,7 @@ pub struct MutexBlock {
 pub struct OwnerRecord {
     /// Sequence counter: odd while the holder writes the record.
     pub seq: AtomicU32,
-    /// Holder's process id; 0 when free.
+    /// Holder's process id (after release: the last holder's).
     pub pid: AtomicU32,
     /// Holder's thread id; 0 when free.
     pub tid: AtomicU32,
@@ -138,10 +138,9 @@ pub struct OwnerRecord {
     /// Holder process start time, clock ticks after boot (`/proc/PID/stat`
     /// field 22), so that a reused pid is never mistaken for the holder.
     pub start_time: AtomicU64,
-    /// When the lock was taken, `CLOCK_MONOTONIC` ns.
+    /// When the lock was taken, `CLOCK_MONOTONIC` ns (the same clock in
+    /// every process; readers convert to wall-clock time).
     pub acquired_mono_ns: AtomicU64,
-    /// When the lock was taken, ns since the Unix epoch.
-    pub acquired_real_ns: AtomicU64,
     /// Holder program name.
     pub program: Text,
 }
@@ -208,8 +207,8 @@ pub struct Event {
     pub seq: AtomicU64,
     /// pid << 32 | tid of the holder.
     pub ident: AtomicU64,
-    /// When the hold began, ns since the epoch.
-    pub acquired_real_ns: AtomicU64,
+    /// When the hold began, `CLOCK_MONOTONIC` ns.
+    pub acquired_mono_ns: AtomicU64,
     /// How long the holder waited before, ns.
     pub waited_ns: AtomicU64,
     /// How long it held, ns.
