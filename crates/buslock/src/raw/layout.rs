@@ -9,10 +9,11 @@
 //! |-------:|-----:|-------|------------|---------|
 //! | 0      | 128  | [`Header`]: magic `BUSLOCK\0`, layout version, init state, file size, page size, PID namespace, ABI tag | the creator, once, under the creation `flock` | every opener (validation) |
 //! | 128    | 64   | [`RawMutex`]: robust PI pthread mutex | glibc and the kernel | glibc and the kernel |
-//! | 192    | 128  | [`OwnerRecord`]: pid, tid, process start time, program, acquired at; seqlock | the holder, under the lock | anyone, without the lock |
-//! | 320    | 640  | [`StatsBlock`]: counters, wait/hold histograms, longest hold | the holder, under the lock | anyone |
-//! | 960    | 1024 | [`WAITER_SLOTS`] × [`WaiterSlot`]: who waits since when | each waiter, its own slot | anyone |
-//! | 1984   | 5184 | [`EventRing`]: the last [`EVENT_SLOTS`] holds | the holder at release | `buslock watch` |
+//! | 192    | 64   | [`OwnerRecord`]: pid, tid, process start time, program, acquired at; seqlock | the holder, under the lock | anyone, without the lock |
+//! | 256    | 640  | [`StatsBlock`]: counters, wait/hold histograms, longest hold | the holder, under the lock | anyone |
+//! | 896    | 1024 | [`WAITER_SLOTS`] × [`WaiterSlot`]: who waits since when | each waiter, its own slot | anyone |
+//! | 1920   | 5184 | [`EventRing`]: the last [`EVENT_SLOTS`] holds | the holder at release | `buslock watch` |
+//! | 7104   | 1088 | unused, zero | | |
 //!
 //! Init states: `0` never initialised, `1` being initialised (its
 //! initialiser holds an `flock` on the file; if it died the next opener
@@ -284,4 +285,34 @@ pub fn abi_tag() -> String {
         env,
         core::mem::size_of::<libc::pthread_mutex_t>()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{offset_of, size_of};
+
+    /// The table in the module docs is the contract with other builds.
+    #[test]
+    fn offsets_match_the_documented_table() {
+        assert_eq!(offset_of!(LockPage, header), 0);
+        assert_eq!(offset_of!(LockPage, mutex), 128);
+        assert_eq!(offset_of!(LockPage, owner), 192);
+        assert_eq!(offset_of!(LockPage, stats), 256);
+        assert_eq!(offset_of!(LockPage, waiters), 896);
+        assert_eq!(offset_of!(LockPage, events), 1920);
+        assert_eq!(size_of::<LockPage>(), 1920 + 5184);
+        assert_eq!(offset_of!(Header, version), 8);
+        assert_eq!(offset_of!(Header, init_state), 12);
+        assert_eq!(offset_of!(Header, pid_ns), 24);
+        assert_eq!(offset_of!(Header, abi), 40);
+    }
+
+    #[test]
+    fn text_round_trips_and_truncates_on_char_boundaries() {
+        assert_eq!(text_string(&text_bytes("motor.py")), "motor.py");
+        let long = "é".repeat(20); // 40 bytes
+        let s = text_string(&text_bytes(&long));
+        assert_eq!(s, "é".repeat(16));
+    }
 }
