@@ -220,3 +220,25 @@ fn lock_files_are_created_with_the_directory_sharing_mode() {
     let mode = std::fs::metadata(m.path()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
 }
+
+#[test]
+fn read_only_directory_gives_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
+        .arg(&ro)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a read-only tmpfs here (not root?)");
+        return;
+    }
+    let err = open(&ro, "SPI").unwrap_err();
+    let _ = std::process::Command::new("umount").arg(&ro).status();
+    assert!(err.is_permission(), "{err}");
+    assert_names_path(&err, &ro.join("SPI.lock"));
+    assert!(err.to_string().contains("read-only"), "{err}");
+}

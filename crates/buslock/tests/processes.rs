@@ -95,6 +95,17 @@ fn roles(role: &str) -> i32 {
             println!("@ok {ino}");
             0
         }
+        // Try to open the lock and print the error, if any.
+        "open_report" => match Mutex::builder(NAME).dir(&dir).open() {
+            Ok(_) => {
+                println!("@opened");
+                0
+            }
+            Err(e) => {
+                println!("@error permission={} {e}", e.is_permission());
+                0
+            }
+        },
         other => panic!("unknown role {other}"),
     }
 }
@@ -290,4 +301,45 @@ fn eight_processes_create_the_same_lock_at_once() {
         .lock_names()
         .unwrap();
     assert_eq!(names, vec![NAME.to_owned()]);
+}
+
+#[test]
+fn another_user_without_write_access_gets_a_permission_error() {
+    use std::os::unix::fs::PermissionsExt;
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("skipped: needs root to run a helper as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(open(dir.path())); // root creates it: mode 0600 in a 0755 directory
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "helper_entry",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(common::ROLE_ENV, "open_report")
+        .env("BUSLOCK_DIR", dir.path())
+        .output()
+        .expect("setpriv");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !stdout.contains('@') {
+        eprintln!("skipped: the test binary cannot run as nobody here: {stdout}");
+        return;
+    }
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("@error"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains("permission=true"), "{line}");
+    assert!(
+        line.contains(&dir.path().join("SPI.lock").display().to_string()),
+        "{line}"
+    );
 }
