@@ -13,9 +13,11 @@
 //! - optionally buslock `lock()` + drop with `BUSLOCK_CLOCK=syscall`, in a
 //!   child process (the clock source is chosen once per process).
 //!
-//! Each candidate is warmed up, then timed over several rounds of a fixed
-//! iteration count; the median ns per iteration is reported, with the
-//! fastest and slowest round beside it so variance is visible.
+//! Each candidate is warmed up (which also gets buslock past its 20 ms clock
+//! calibration), then timed over several rounds of a fixed iteration count,
+//! the candidates taking turns round by round; the median ns per iteration
+//! is reported, with the fastest and slowest round beside it so variance
+//! (other work on this 2-core machine) is visible.
 //!
 //! Run with `cargo bench -p buslock --bench uncontended`.
 
@@ -62,29 +64,49 @@ impl Timing {
     }
 }
 
-/// Time `op`: warm up for [`WARMUP`] (which also sizes the rounds), then
-/// [`ROUNDS`] rounds of about [`ROUND`] each.
-fn measure(mut op: impl FnMut()) -> Timing {
-    let start = Instant::now();
-    let mut warm_iters: u64 = 0;
-    while start.elapsed() < WARMUP {
-        for _ in 0..1000 {
+/// A candidate: runs `n` iterations of its operation and returns the ns
+/// per iteration. The loop inside is monomorphised, so the only dynamic
+/// call is once per round.
+type Candidate<'a> = Box<dyn FnMut(u64) -> f64 + 'a>;
+
+fn candidate<'a>(mut op: impl FnMut() + 'a) -> Candidate<'a> {
+    Box::new(move |iters| {
+        let t = Instant::now();
+        for _ in 0..iters {
             op();
         }
-        warm_iters += 1000;
+        t.elapsed().as_nanos() as f64 / iters as f64
+    })
+}
+
+/// Warm `run` up for [`WARMUP`] and return the iteration count of a round
+/// of about [`ROUND`].
+fn warm_up(run: &mut Candidate<'_>) -> u64 {
+    let start = Instant::now();
+    let mut iters: u64 = 0;
+    while start.elapsed() < WARMUP {
+        run(1000);
+        iters += 1000;
     }
-    let per_op = start.elapsed().as_secs_f64() / warm_iters as f64;
-    let iters = ((ROUND.as_secs_f64() / per_op) as u64).max(1000);
-    let rounds = (0..ROUNDS)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                op();
-            }
-            t.elapsed().as_nanos() as f64 / iters as f64
-        })
+    let per_op = start.elapsed().as_secs_f64() / iters as f64;
+    ((ROUND.as_secs_f64() / per_op) as u64).max(1000)
+}
+
+/// Time every candidate: warm each up, then [`ROUNDS`] rounds in which the
+/// candidates take turns, so that a slow drift of the machine (frequency,
+/// noisy neighbours) spreads over all of them instead of biasing one.
+fn measure_all(candidates: &mut [(&str, Candidate<'_>)]) -> Vec<Timing> {
+    let iters: Vec<u64> = candidates.iter_mut().map(|(_, run)| warm_up(run)).collect();
+    let mut timings: Vec<Timing> = candidates
+        .iter()
+        .map(|_| Timing { rounds: Vec::new() })
         .collect();
-    Timing { rounds }
+    for _ in 0..ROUNDS {
+        for (i, (_, run)) in candidates.iter_mut().enumerate() {
+            timings[i].rounds.push(run(iters[i]));
+        }
+    }
+    timings
 }
 
 fn open_lock_dir(dir: &Path) -> Result<LockDir, BoxError> {
@@ -92,25 +114,43 @@ fn open_lock_dir(dir: &Path) -> Result<LockDir, BoxError> {
 }
 
 /// `m.lock()` + drop, the path every user takes.
-fn bench_buslock_lock(m: &Mutex) -> Timing {
-    measure(|| {
+fn buslock_lock(m: &Mutex) -> Candidate<'_> {
+    candidate(|| {
         let guard = m.lock().expect("buslock lock() failed uncontended");
         drop(black_box(guard));
     })
 }
 
+/// The raw robust PI mutex, `pthread_mutex_lock` + `pthread_mutex_unlock`.
+fn raw_lock(raw: &LockFile) -> Candidate<'_> {
+    let mutex = raw.map.mutex();
+    candidate(move || {
+        let got = mutex.lock().expect("raw pthread_mutex_lock failed");
+        assert_eq!(got, Acquire::Taken);
+        mutex.unlock().expect("raw pthread_mutex_unlock failed");
+    })
+}
+
 /// The child role: measure buslock `lock()` + drop with whatever clock the
-/// environment selects, and print one parseable line.
+/// environment selects, beside the raw mutex in the same process, and
+/// print one parseable line: `<buslock ns> <raw ns>`.
 fn run_child(dir: &Path) -> Result<(), BoxError> {
-    let m = Mutex::open_in(&open_lock_dir(dir)?, "child", OpenMode::Create)?;
-    let timing = bench_buslock_lock(&m);
-    println!("{CHILD_LINE}{:.3}", timing.median());
+    let lock_dir = open_lock_dir(dir)?;
+    let m = Mutex::open_in(&lock_dir, "child", OpenMode::Create)?;
+    let raw = LockFile::open(&lock_dir, "child-raw", OpenMode::Create)?;
+    let timings = measure_all(&mut [("buslock", buslock_lock(&m)), ("raw", raw_lock(&raw))]);
+    println!(
+        "{CHILD_LINE}{:.3} {:.3}",
+        timings[0].median(),
+        timings[1].median()
+    );
     Ok(())
 }
 
-/// Re-run this binary as the child with `BUSLOCK_CLOCK=syscall`; `None`
-/// (with a note on stderr) when that fails, since this row is optional.
-fn syscall_clock_in_child(dir: &Path) -> Option<f64> {
+/// Re-run this binary as the child with `BUSLOCK_CLOCK=syscall`: its
+/// (buslock, raw) ns per op, or `None` (with a note on stderr) when that
+/// fails, since this row is optional.
+fn syscall_clock_in_child(dir: &Path) -> Option<(f64, f64)> {
     let exe = std::env::current_exe().ok()?;
     let out = Command::new(exe)
         .env(CHILD_ENV, dir)
@@ -131,9 +171,14 @@ fn syscall_clock_in_child(dir: &Path) -> Option<f64> {
             return None;
         }
     };
-    String::from_utf8_lossy(&out.stdout)
+    let line = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .find_map(|line| line.strip_prefix(CHILD_LINE)?.trim().parse().ok())
+        .find_map(|line| line.strip_prefix(CHILD_LINE).map(str::to_owned))?;
+    let mut fields = line.split_whitespace().map(str::parse::<f64>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(bus)), Some(Ok(raw))) => Some((bus, raw)),
+        _ => None,
+    }
 }
 
 fn main() -> Result<(), BoxError> {
@@ -152,86 +197,94 @@ fn main() -> Result<(), BoxError> {
     }
     println!();
 
-    let mut rows: Vec<(&str, Timing)> = Vec::new();
+    const BUS: &str = "buslock lock() + drop";
+    const BUS_TRY: &str = "buslock try_lock() + drop";
+    const RAW: &str = "raw robust PI lock + unlock";
+    const RAW_TRY: &str = "raw robust PI trylock + unlock";
+    const STD: &str = "std::sync::Mutex<()>";
+    const FLOCK: &str = "flock(LOCK_EX) + flock(LOCK_UN)";
 
     let m = Mutex::open_in(&dir, "bench", OpenMode::Create)?;
-    rows.push(("buslock lock() + drop", bench_buslock_lock(&m)));
-    rows.push((
-        "buslock try_lock() + drop",
-        measure(|| {
-            let guard = m
-                .try_lock()
-                .expect("buslock try_lock() failed")
-                .expect("buslock try_lock() found the lock busy");
-            drop(black_box(guard));
-        }),
-    ));
-
     let raw = LockFile::open(&dir, "raw", OpenMode::Create)?;
     let raw_mutex = raw.map.mutex();
-    rows.push((
-        "raw robust PI lock + unlock",
-        measure(|| {
-            let got = raw_mutex.lock().expect("raw pthread_mutex_lock failed");
-            assert_eq!(got, Acquire::Taken);
-            raw_mutex.unlock().expect("raw pthread_mutex_unlock failed");
-        }),
-    ));
-    rows.push((
-        "raw robust PI trylock + unlock",
-        measure(|| {
-            let got = raw_mutex
-                .try_lock()
-                .expect("raw pthread_mutex_trylock failed");
-            assert_eq!(got, Acquire::Taken);
-            raw_mutex.unlock().expect("raw pthread_mutex_unlock failed");
-        }),
-    ));
-
     let std_mutex = std::sync::Mutex::new(());
-    rows.push((
-        "std::sync::Mutex<()>",
-        measure(|| {
-            let guard = std_mutex.lock().expect("std mutex poisoned");
-            drop(black_box(guard));
-        }),
-    ));
-
     let flock_file = std::fs::File::create(tmp.path().join("flock.lock"))?;
-    rows.push((
-        "flock(LOCK_EX) + flock(LOCK_UN)",
-        measure(|| {
-            flock(&flock_file, FlockOperation::LockExclusive).expect("flock(LOCK_EX) failed");
-            flock(&flock_file, FlockOperation::Unlock).expect("flock(LOCK_UN) failed");
-        }),
-    ));
+
+    let mut candidates: Vec<(&str, Candidate<'_>)> = vec![
+        (BUS, buslock_lock(&m)),
+        (
+            BUS_TRY,
+            candidate(|| {
+                let guard = m
+                    .try_lock()
+                    .expect("buslock try_lock() failed")
+                    .expect("buslock try_lock() found the lock busy");
+                drop(black_box(guard));
+            }),
+        ),
+        (RAW, raw_lock(&raw)),
+        (
+            RAW_TRY,
+            candidate(|| {
+                let got = raw_mutex
+                    .try_lock()
+                    .expect("raw pthread_mutex_trylock failed");
+                assert_eq!(got, Acquire::Taken);
+                raw_mutex.unlock().expect("raw pthread_mutex_unlock failed");
+            }),
+        ),
+        (
+            STD,
+            candidate(|| {
+                let guard = std_mutex.lock().expect("std mutex poisoned");
+                drop(black_box(guard));
+            }),
+        ),
+        (
+            FLOCK,
+            candidate(|| {
+                flock(&flock_file, FlockOperation::LockExclusive).expect("flock(LOCK_EX) failed");
+                flock(&flock_file, FlockOperation::Unlock).expect("flock(LOCK_UN) failed");
+            }),
+        ),
+    ];
+    let timings = measure_all(&mut candidates);
+    let rows: Vec<(&str, Timing)> = candidates
+        .iter()
+        .map(|(name, _)| *name)
+        .zip(timings)
+        .collect();
+    drop(candidates);
 
     let syscall_clock = syscall_clock_in_child(tmp.path());
 
-    let median_of = |name: &str| {
+    let timing_of = |name: &str| {
         rows.iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, t)| t.median())
+            .map(|(_, t)| t)
             .expect("row measured above")
     };
-    let raw_ns = median_of("raw robust PI lock + unlock");
-    let raw_try_ns = median_of("raw robust PI trylock + unlock");
-    let bus_ns = median_of("buslock lock() + drop");
-    let bus_try_ns = median_of("buslock try_lock() + drop");
-    let flock_ns = median_of("flock(LOCK_EX) + flock(LOCK_UN)");
+    let (raw, raw_try, bus, bus_try, flock) = (
+        timing_of(RAW),
+        timing_of(RAW_TRY),
+        timing_of(BUS),
+        timing_of(BUS_TRY),
+        timing_of(FLOCK),
+    );
+    let (raw_ns, bus_ns) = (raw.median(), bus.median());
 
     println!(
-        "{:<40} | {:>9} | {:>17} | {:>12} | {:>12}",
+        "{:<46} | {:>9} | {:>17} | {:>12} | {:>12}",
         "candidate", "ns/op", "rounds min..max", "vs raw PI", "vs buslock"
     );
-    println!("{}", "-".repeat(40 + 9 + 17 + 12 + 12 + 4 * 3));
+    println!("{}", "-".repeat(46 + 9 + 17 + 12 + 12 + 4 * 3));
     let print_row = |name: &str, median: f64, spread: Option<(f64, f64)>| {
         let spread = spread.map_or_else(
             || "(child)".to_string(),
             |(lo, hi)| format!("{lo:.2}..{hi:.2}"),
         );
         println!(
-            "{:<40} | {:>9.2} | {:>17} | {:>11.2}x | {:>11.2}x",
+            "{:<46} | {:>9.2} | {:>17} | {:>11.2}x | {:>11.2}x",
             name,
             median,
             spread,
@@ -242,27 +295,31 @@ fn main() -> Result<(), BoxError> {
     for (name, timing) in &rows {
         print_row(name, timing.median(), Some((timing.min(), timing.max())));
     }
-    if let Some(ns) = syscall_clock {
+    if let Some((ns, _)) = syscall_clock {
         print_row("buslock lock() + drop, BUSLOCK_CLOCK=syscall", ns, None);
     }
     println!();
+    println!("ratios of medians (of fastest rounds, less sensitive to other load, in brackets):");
     println!(
-        "buslock / raw PI = {:.2}x (target <= 3x, stretch <= 2x)",
-        bus_ns / raw_ns
+        "buslock / raw PI = {:.2}x [{:.2}x] (target <= 3x, stretch <= 2x)",
+        bus.median() / raw.median(),
+        bus.min() / raw.min()
     );
     println!(
-        "buslock try_lock / raw PI trylock = {:.2}x",
-        bus_try_ns / raw_try_ns
+        "buslock try_lock / raw PI trylock = {:.2}x [{:.2}x]",
+        bus_try.median() / raw_try.median(),
+        bus_try.min() / raw_try.min()
     );
-    if let Some(ns) = syscall_clock {
+    if let Some((ns, child_raw_ns)) = syscall_clock {
         println!(
-            "buslock (BUSLOCK_CLOCK=syscall, child process) / raw PI = {:.2}x",
-            ns / raw_ns
+            "buslock with BUSLOCK_CLOCK=syscall / raw PI = {:.2}x (both in a child process: {ns:.2} / {child_raw_ns:.2} ns)",
+            ns / child_raw_ns
         );
     }
     println!(
-        "flock / buslock = {:.1}x (target >= 30x)",
-        flock_ns / bus_ns
+        "flock / buslock = {:.1}x [{:.1}x] (target >= 30x)",
+        flock.median() / bus.median(),
+        flock.min() / bus.min()
     );
     Ok(())
 }
