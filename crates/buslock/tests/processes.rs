@@ -95,6 +95,17 @@ fn roles(role: &str) -> i32 {
             println!("@ok {ino}");
             0
         }
+        // Open by name only, as most programs will.
+        "open_default" => match Mutex::open(NAME) {
+            Ok(m) => {
+                println!("@opened {}", m.path().display());
+                0
+            }
+            Err(e) => {
+                println!("@error {e}");
+                0
+            }
+        },
         // Try to open the lock and print the error, if any.
         "open_report" => match Mutex::builder(NAME).dir(&dir).open() {
             Ok(_) => {
@@ -341,5 +352,30 @@ fn another_user_without_write_access_gets_a_permission_error() {
     assert!(
         line.contains(&dir.path().join("SPI.lock").display().to_string()),
         "{line}"
+    );
+}
+
+#[test]
+fn buslock_dir_chooses_the_directory_and_a_missing_one_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Helper::spawn("open_default", dir.path(), &[]);
+    assert_eq!(
+        h.expect("opened"),
+        dir.path().join("SPI.lock").display().to_string()
+    );
+    assert!(h.wait().success());
+
+    let missing = dir.path().join("missing");
+    let mut h = Helper::spawn("open_default", &missing, &[]);
+    let line = h.expect("error");
+    assert!(
+        line.contains("does not exist") && line.contains("BUSLOCK_DIR"),
+        "{line}"
+    );
+    assert!(line.contains(&missing.display().to_string()), "{line}");
+    assert!(h.wait().success());
+    assert!(
+        !missing.exists(),
+        "a missing BUSLOCK_DIR must not be created"
     );
 }
