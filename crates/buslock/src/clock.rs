@@ -1,12 +1,13 @@
 //! Cheap timestamps for the lock path.
 //!
 //! `clock_gettime` costs about 25 ns on the machines this was measured on,
-//! more than the lock itself. Where the kernel itself trusts the CPU's
-//! time-stamp counter (its clocksource is `tsc`, so the counter is invariant
-//! and synchronised across CPUs), timestamps come from the counter, scaled
-//! to `CLOCK_MONOTONIC` nanoseconds with a factor measured against
+//! more than the lock itself (and more on a Raspberry Pi). Where the kernel
+//! itself builds `CLOCK_MONOTONIC` on the CPU's counter (clocksource `tsc`
+//! on x86_64, `arch_sys_counter` on aarch64, so the counter is invariant and
+//! synchronised across CPUs), timestamps come from the counter, scaled to
+//! `CLOCK_MONOTONIC` nanoseconds with a factor measured against
 //! `clock_gettime` in this process. The first 20 ms of a process, other
-//! CPUs, and `BUSLOCK_CLOCK=syscall` use `clock_gettime` throughout.
+//! CPUs and clocksources, and `BUSLOCK_CLOCK=syscall` use `clock_gettime`.
 //!
 //! The scale is refined on slow paths (opening a lock, waiting for one) over
 //! an ever longer baseline, so its error shrinks as the process runs; after
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 
 use rustix::time::{ClockId, clock_gettime};
 
-use crate::raw::sys::cycle_counter;
+use crate::raw::sys::{COUNTER_CLOCKSOURCE, cycle_counter};
 
 /// Counter ticks → ns scale, as ns per tick << 32; 0 while not calibrated.
 static MULT: AtomicU64 = AtomicU64::new(0);
@@ -86,7 +87,7 @@ fn decide() -> u8 {
         && std::fs::read_to_string(
             "/sys/devices/system/clocksource/clocksource0/current_clocksource",
         )
-        .map(|s| s.trim() == "tsc")
+        .map(|s| s.trim() == COUNTER_CLOCKSOURCE)
         .unwrap_or(false);
     if usable { COUNTER } else { SYSCALL }
 }

@@ -24,14 +24,16 @@ pub fn on_fork_child(child: extern "C" fn()) {
     });
 }
 
-/// `rdtsc`: the time-stamp counter, if this CPU has a usable one.
+/// The CPU's free-running counter, if this architecture has one that user
+/// space may read: `rdtsc` on x86_64, `CNTVCT_EL0` on aarch64.
 ///
-/// The caller decides whether the counter is trustworthy (invariant and
-/// synchronised: the kernel's clocksource is `tsc`).
+/// The caller decides whether the counter is trustworthy (the kernel's
+/// clocksource is built on it: `tsc`, `arch_sys_counter`) and measures its
+/// rate against `CLOCK_MONOTONIC`.
 ///
 /// # References
 ///
-/// Intel SDM, "RDTSC".
+/// Intel SDM, "RDTSC"; Arm ARM, "CNTVCT_EL0".
 #[inline]
 pub fn cycle_counter() -> Option<u64> {
     #[cfg(target_arch = "x86_64")]
@@ -40,11 +42,34 @@ pub fn cycle_counter() -> Option<u64> {
         // effects.
         Some(unsafe { core::arch::x86_64::_rdtsc() })
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        let ticks: u64;
+        // SAFETY: reading CNTVCT_EL0 has no side effects; Linux enables it
+        // for user space (its vDSO clock_gettime reads it too).
+        unsafe {
+            core::arch::asm!(
+                "mrs {}, cntvct_el0",
+                out(reg) ticks,
+                options(nomem, nostack, preserves_flags)
+            );
+        }
+        Some(ticks)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         None
     }
 }
+
+/// The name of the kernel clocksource that [`cycle_counter`] reads, when
+/// the kernel uses it for `CLOCK_MONOTONIC` (and so keeps it invariant and
+/// synchronised across CPUs).
+pub const COUNTER_CLOCKSOURCE: &str = if cfg!(target_arch = "aarch64") {
+    "arch_sys_counter"
+} else {
+    "tsc"
+};
 
 /// The outcome of [`ofd_lock`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
