@@ -184,7 +184,7 @@ pub enum Wait<'a> {
 #[derive(Debug)]
 #[must_use = "the lock stays held until the Held is passed to Mutex::release"]
 pub struct Held {
-    tid: u32,
+    me: Me,
     acquired_ns: u64,
     waited_ns: u64,
     owner_died: bool,
@@ -536,7 +536,7 @@ impl Mutex {
         stats::on_acquire(&page.stats, waited, owner_died);
         self.held.store(true, Ordering::Relaxed);
         Ok(Held {
-            tid: me.tid,
+            me,
             acquired_ns: now,
             waited_ns: waited.unwrap_or(0),
             owner_died,
@@ -567,7 +567,7 @@ impl Mutex {
         let me = identity::me();
         let mine = held
             .as_ref()
-            .is_some_and(|h| h.tid == me.tid && owner::is_me(&self.map().page().owner, &me));
+            .is_some_and(|h| h.me.tid == me.tid && owner::is_me(&self.map().page().owner, &me));
         if !mine {
             return Err(Error::NotOwner {
                 name: self.name.clone(),
@@ -764,13 +764,12 @@ impl fmt::Debug for MutexGuard<'_> {
 impl Drop for MutexGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        let me = identity::me();
-        if me.tid != self.held.tid {
+        if identity::tid() != self.held.me.tid {
             // A fork()ed child dropping its copy: the parent holds the lock.
             return;
         }
         // Unlock cannot fail for the holding thread of an error-checking
         // mutex; there is nothing useful to do in drop if it did.
-        let _ = self.mutex.exit(&me, &self.held);
+        let _ = self.mutex.exit(&self.held.me, &self.held);
     }
 }
