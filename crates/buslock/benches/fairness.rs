@@ -97,7 +97,7 @@ fn env_u64(name: &str) -> Result<u64, BoxError> {
 
 /// One lock kind behind the same take/release calls.
 enum WorkerLock {
-    Buslock(Mutex),
+    Buslock(Box<Mutex>),
     Flock(File),
 }
 
@@ -115,11 +115,11 @@ fn run_worker(kind: Kind) -> Result<(), BoxError> {
     let hold_ns = HOLD.as_nanos() as u64;
 
     let lock = match kind {
-        Kind::Buslock => WorkerLock::Buslock(Mutex::open_in(
+        Kind::Buslock => WorkerLock::Buslock(Box::new(Mutex::open_in(
             &LockDir::open(&dir, DirSource::Explicit)?,
             LOCK_NAME,
             OpenMode::Existing,
-        )?),
+        )?)),
         Kind::Flock => WorkerLock::Flock(File::open(flock_path(&dir))?),
     };
     let holder = OpenOptions::new()

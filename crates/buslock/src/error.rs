@@ -224,6 +224,18 @@ pub enum Error {
         name: String,
     },
 
+    /// The lock file was unlinked or replaced more often than one handle
+    /// follows.
+    #[error(
+        "lock file '{}' was replaced more than 15 times while this program used it; something \
+         keeps deleting it (a cleanup job?): stop that, then open the lock again",
+        path.display()
+    )]
+    ReplacedTooOften {
+        /// The lock file path.
+        path: PathBuf,
+    },
+
     /// The calling thread does not hold the lock it tried to release.
     #[error(
         "lock '{name}' is not held by this thread: only the thread that locked it can release it"

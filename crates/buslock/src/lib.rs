@@ -46,7 +46,7 @@ pub use error::{Error, Result};
 pub use events::Event;
 pub use identity::ProcessState;
 pub use lockfile::{DirSource, LockDir, OpenMode, validate_name};
-pub use mutex::{Builder, Held, INTERRUPT_SLICE, Mutex, MutexGuard, Wait};
+pub use mutex::{Builder, CHECK_INTERVAL, Held, INTERRUPT_SLICE, Mutex, MutexGuard, Wait};
 pub use owner::Owner;
 pub use stats::{Histogram, LongestHold, Stats};
 pub use waiters::Waiter;

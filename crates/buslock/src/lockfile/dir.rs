@@ -215,6 +215,28 @@ impl LockDir {
         Ok(Ok(LockDir { path, fd, source }))
     }
 
+    /// Another handle on the same open directory (`dup`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the process is out of file descriptors.
+    pub fn try_clone(&self) -> Result<LockDir> {
+        let fd = self
+            .fd
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::Io {
+                path: self.path.clone(),
+                action: "duplicate the descriptor of",
+                source: e,
+            })?;
+        Ok(LockDir {
+            path: self.path.clone(),
+            fd,
+            source: self.source,
+        })
+    }
+
     /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path

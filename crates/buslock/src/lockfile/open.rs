@@ -19,7 +19,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rustix::fs::{
-    FallocateFlags, FileType, FlockOperation, Mode, OFlags, fallocate, fchmod, flock, fstat, openat,
+    AtFlags, FallocateFlags, FileType, FlockOperation, Mode, OFlags, fallocate, fchmod, flock,
+    fstat, openat, statat,
 };
 use rustix::io::Errno;
 
@@ -161,6 +162,29 @@ impl LockFile {
         let map = prepare(&path, fd, mode)?;
         validate(&path, &map)?;
         Ok(LockFile { path, map })
+    }
+}
+
+impl LockFile {
+    /// Whether this file is still the one at its path in `dir`: false once
+    /// it was unlinked, or another file (or nothing) now sits at the path.
+    /// When that cannot be told (say, the directory became unreadable), it
+    /// counts as current.
+    pub fn is_current(&self, dir: &LockDir) -> bool {
+        let Ok(ours) = fstat(self.map.fd()) else {
+            return true;
+        };
+        if ours.st_nlink == 0 {
+            return false;
+        }
+        let Some(name) = self.path.file_name() else {
+            return true;
+        };
+        match statat(dir.fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(now) => now.st_dev == ours.st_dev && now.st_ino == ours.st_ino,
+            Err(Errno::NOENT) => false,
+            Err(_) => true,
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //!
 //! | offset | size | block | written by | read by |
 //! |-------:|-----:|-------|------------|---------|
-//! | 0      | 128  | [`Header`]: magic `BUSLOCK\0`, layout version, init state, file size, page size, PID namespace, ABI tag | the creator, once, under the creation `flock` | every opener (validation) |
+//! | 0      | 128  | [`Header`]: magic `BUSLOCK\0`, layout version, init state, file size, page size, PID namespace, ABI tag, retired flag | the creator, once, under the creation `flock` | every opener (validation) |
 //! | 128    | 64   | [`RawMutex`]: robust PI pthread mutex | glibc and the kernel | glibc and the kernel |
 //! | 192    | 64   | [`OwnerRecord`]: pid, tid, process start time, program, acquired at; seqlock | the holder, under the lock | anyone, without the lock |
 //! | 256    | 640  | [`StatsBlock`]: counters, wait/hold histograms, longest hold | the holder, under the lock | anyone |
@@ -115,6 +115,10 @@ pub struct Header {
     pub created_real_ns: AtomicU64,
     /// The creator's ABI: architecture, libc, `pthread_mutex_t` size.
     pub abi: Text,
+    /// Non-zero once a user found that this file was unlinked or replaced
+    /// at its path: every user moves to the file now at the path at its
+    /// next acquisition.
+    pub retired: AtomicU32,
 }
 
 /// The robust mutex, alone in its cache line.
@@ -306,6 +310,7 @@ mod tests {
         assert_eq!(offset_of!(Header, init_state), 12);
         assert_eq!(offset_of!(Header, pid_ns), 24);
         assert_eq!(offset_of!(Header, abi), 40);
+        assert_eq!(offset_of!(Header, retired), 72);
     }
 
     #[test]

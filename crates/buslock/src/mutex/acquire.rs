@@ -1,0 +1,382 @@
+//! Taking and releasing: the fast path, waiting, following a replaced lock
+//! file, the legacy companion lock, and the bookkeeping around them.
+
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{CHECK_INTERVAL, Held, MAX_GENERATIONS, Mutex, Wait, timespec};
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::events::{self, HoldRecord};
+use crate::identity::{self, Me};
+use crate::legacy::{LegacyFailure, LegacyWait};
+use crate::lockfile::{LockFile, OpenMode};
+use crate::owner;
+use crate::raw::{Acquire, RawError};
+use crate::stats;
+use crate::waiters::WaiterEntry;
+
+/// A mutex taken on the fast path that needs the slow path's care.
+struct Taken {
+    generation: usize,
+    got: Acquire,
+}
+
+impl Mutex {
+    /// Take the lock without a guard (for language bindings). Returns
+    /// `Ok(None)` when `wait` gave up at its timeout or was [`Wait::Try`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::lock`] and [`Mutex::lock_interruptible`].
+    #[inline]
+    pub fn acquire(&self, wait: Wait<'_>) -> Result<Option<Held>> {
+        let generation = self.current.load(Ordering::Acquire);
+        let file = self.file(generation);
+        let got = match file.map.mutex().try_lock() {
+            Ok(Acquire::Busy) if matches!(wait, Wait::Try) => return Ok(None),
+            Ok(Acquire::Busy) => return self.acquire_slow(wait, None),
+            Ok(got) => got,
+            Err(e) => return Err(self.raw_error(e)),
+        };
+        if self.legacy.is_some()
+            || self.attention.load(Ordering::Relaxed)
+            || file.map.page().header.retired.load(Ordering::Relaxed) != 0
+        {
+            return self.acquire_slow(wait, Some(Taken { generation, got }));
+        }
+        Ok(Some(self.enter(
+            generation,
+            file,
+            clock::now_ns(),
+            None,
+            got == Acquire::OwnerDied,
+        )?))
+    }
+
+    /// Everything but the uncontended path: waiting, checking the file is
+    /// still the one at the path, the legacy lock.
+    #[cold]
+    fn acquire_slow(&self, wait: Wait<'_>, mut taken: Option<Taken>) -> Result<Option<Held>> {
+        clock::refine();
+        let me = identity::me();
+        let start = clock::now_ns();
+        let start_sys = clock::monotonic_ns_syscall();
+        let deadline =
+            |t: Duration| start_sys.saturating_add(t.as_nanos().min(u64::MAX as u128) as u64);
+        let (try_only, end, mut interrupted) = match wait {
+            Wait::Try => (true, None, None),
+            Wait::Forever => (false, None, None),
+            Wait::Timeout(t) => (false, Some(deadline(t)), None),
+            Wait::Interruptible {
+                timeout,
+                interrupted,
+            } => (false, timeout.map(deadline), Some(interrupted)),
+        };
+        let mut waited = false;
+        loop {
+            let (generation, got) = match taken.take() {
+                Some(t) => (t.generation, t.got),
+                None => {
+                    let generation =
+                        self.follow_replacement(self.current.load(Ordering::Acquire))?;
+                    let raw = self.file(generation).map.mutex();
+                    match raw.try_lock().map_err(|e| self.raw_error(e))? {
+                        Acquire::Busy if try_only => return Ok(None),
+                        Acquire::Busy => {
+                            waited = true;
+                            let got = self.wait_raw(
+                                generation,
+                                &me,
+                                start,
+                                end,
+                                interrupted.as_deref_mut(),
+                            )?;
+                            match got {
+                                Some(got) => (generation, got),
+                                None => {
+                                    let page = self.file(generation).map.page();
+                                    stats::on_timeout(&page.stats);
+                                    return Ok(None);
+                                }
+                            }
+                        }
+                        got => (generation, got),
+                    }
+                }
+            };
+            // This thread now holds generation `generation`'s mutex.
+            let owner_died = got == Acquire::OwnerDied;
+            if owner_died {
+                // Tell this holder about the death here; check the file at
+                // the release.
+                self.next_check_ns.store(0, Ordering::Relaxed);
+            } else {
+                self.attention.store(false, Ordering::Relaxed);
+                match self.follow_replacement(generation) {
+                    Ok(g) if g == generation => {}
+                    moved => {
+                        let _ = self.file(generation).map.mutex().unlock();
+                        moved?;
+                        continue;
+                    }
+                }
+            }
+            if let Some(legacy) = &self.legacy {
+                // Show this thread as the holder while it waits for the
+                // legacy lock: it does hold the buslock mutex.
+                let page = self.file(generation).map.page();
+                if owner_died {
+                    self.recover(generation)?;
+                }
+                let owner_died = owner_died || owner::death_pending(&page.owner);
+                owner::write(&page.owner, &me, clock::now_ns(), owner_died);
+                let legacy_wait = if try_only {
+                    LegacyWait::Try
+                } else if end.is_none() && interrupted.is_none() {
+                    LegacyWait::Forever
+                } else {
+                    LegacyWait::Until {
+                        deadline_mono_ns: end,
+                        interrupted: interrupted.as_deref_mut(),
+                    }
+                };
+                if let Err(failure) = legacy.lock(legacy_wait) {
+                    return self.legacy_failed(generation, owner_died, failure, try_only);
+                }
+                let wait_start = waited.then_some(start);
+                // Recovered above: enter must not call consistent again.
+                return Ok(Some(self.enter_recovered(
+                    generation,
+                    self.file(generation),
+                    clock::now_ns(),
+                    wait_start,
+                    owner_died,
+                )));
+            }
+            let wait_start = waited.then_some(start);
+            return Ok(Some(self.enter(
+                generation,
+                self.file(generation),
+                clock::now_ns(),
+                wait_start,
+                owner_died,
+            )?));
+        }
+    }
+
+    /// Wait for generation `generation`'s mutex, listed in the waiters
+    /// table. `None` when the deadline passed.
+    fn wait_raw<'f>(
+        &self,
+        generation: usize,
+        me: &Me,
+        start: u64,
+        end: Option<u64>,
+        mut interrupted: Option<&mut (dyn FnMut() -> bool + 'f)>,
+    ) -> Result<Option<Acquire>> {
+        let file = self.file(generation);
+        let raw = file.map.mutex();
+        let _listed = WaiterEntry::enter(&file.map.page().waiters, me, start);
+        let outcome = loop {
+            let Some(check) = interrupted.as_mut() else {
+                break match end {
+                    None => raw.lock(),
+                    Some(end) => raw.lock_until(timespec(end)),
+                };
+            };
+            let slice_end =
+                clock::monotonic_ns_syscall() + super::INTERRUPT_SLICE.as_nanos() as u64;
+            let until = end.map_or(slice_end, |e| e.min(slice_end));
+            match raw.lock_until(timespec(until)) {
+                Ok(Acquire::Busy) => {
+                    if check() {
+                        return Err(Error::Interrupted {
+                            name: self.name.clone(),
+                        });
+                    }
+                    if end.is_some_and(|e| clock::monotonic_ns_syscall() >= e) {
+                        break Ok(Acquire::Busy);
+                    }
+                }
+                other => break other,
+            }
+        };
+        match outcome.map_err(|e| self.raw_error(e))? {
+            Acquire::Busy => Ok(None),
+            got => Ok(Some(got)),
+        }
+    }
+
+    /// If generation `generation` is no longer the file at the lock path (or
+    /// another process said so by retiring it), open the file there now
+    /// (creating it if it is gone) as the next generation, retire the old
+    /// one, and return the generation to use.
+    #[cold]
+    fn follow_replacement(&self, generation: usize) -> Result<usize> {
+        let current = self.current.load(Ordering::Acquire);
+        if current != generation {
+            return Ok(current); // another thread of this process moved on
+        }
+        let file = self.file(generation);
+        if file.is_current(&self.dir) {
+            // A retired flag on the file still at the path was not set by
+            // buslock; ignore it.
+            return Ok(generation);
+        }
+        let _serial = self.moving.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.current.load(Ordering::Acquire);
+        if current != generation {
+            return Ok(current);
+        }
+        let next = generation + 1;
+        if next >= MAX_GENERATIONS {
+            return Err(Error::ReplacedTooOften {
+                path: self.path.clone(),
+            });
+        }
+        let new = LockFile::open(&self.dir, &self.name, OpenMode::Create)?;
+        file.map.page().header.retired.store(1, Ordering::Release);
+        let _ = self.later[next - 1].set(new);
+        self.current.store(next, Ordering::Release);
+        Ok(next)
+    }
+
+    /// The legacy companion lock was not taken: release the mutex again,
+    /// keeping a death notice for the next holder.
+    #[cold]
+    fn legacy_failed(
+        &self,
+        generation: usize,
+        owner_died: bool,
+        failure: LegacyFailure,
+        try_only: bool,
+    ) -> Result<Option<Held>> {
+        let page = self.file(generation).map.page();
+        // The mutex was made consistent before the legacy wait.
+        owner::clear(&page.owner);
+        if owner_died || owner::death_pending(&page.owner) {
+            owner::set_death_pending(&page.owner);
+        }
+        let _ = self.file(generation).map.mutex().unlock();
+        match failure {
+            LegacyFailure::Busy => {
+                if !try_only {
+                    stats::on_timeout(&page.stats);
+                }
+                Ok(None)
+            }
+            LegacyFailure::Interrupted => Err(Error::Interrupted {
+                name: self.name.clone(),
+            }),
+            LegacyFailure::Error(e) => Err(e),
+        }
+    }
+
+    /// Bookkeeping right after taking the mutex: repair after a dead
+    /// holder, write the owner record, count.
+    #[inline]
+    fn enter(
+        &self,
+        generation: usize,
+        file: &LockFile,
+        now: u64,
+        wait_start: Option<u64>,
+        owner_died: bool,
+    ) -> Result<Held> {
+        if owner_died {
+            self.recover(generation)?;
+        }
+        Ok(self.enter_recovered(generation, file, now, wait_start, owner_died))
+    }
+
+    /// [`Mutex::enter`] once the mutex is consistent.
+    #[inline]
+    fn enter_recovered(
+        &self,
+        generation: usize,
+        file: &LockFile,
+        now: u64,
+        wait_start: Option<u64>,
+        owner_died: bool,
+    ) -> Held {
+        let me = identity::me();
+        let page = file.map.page();
+        // A holder that died before a legacy-lock failure handed the lock
+        // on: report its death now.
+        let owner_died = owner_died || owner::death_pending(&page.owner);
+        let waited = wait_start.map(|s| now.saturating_sub(s));
+        owner::write(&page.owner, &me, now, owner_died);
+        stats::on_acquire(&page.stats, waited, owner_died);
+        self.held.store(true, Ordering::Relaxed);
+        Held {
+            me,
+            generation,
+            acquired_ns: now,
+            waited_ns: waited.unwrap_or(0),
+            owner_died,
+        }
+    }
+
+    /// Make the mutex consistent after `EOWNERDEAD` and repair what the
+    /// dead holder may have left half-written.
+    #[cold]
+    fn recover(&self, generation: usize) -> Result<()> {
+        let file = self.file(generation);
+        if let Err(e) = file.map.mutex().consistent() {
+            let err = self.raw_error(e);
+            let _ = file.map.mutex().unlock();
+            return Err(err);
+        }
+        owner::repair(&file.map.page().owner);
+        crate::waiters::reap(&file.map.page().waiters);
+        Ok(())
+    }
+
+    /// Bookkeeping and unlock. The caller checked that it holds the lock.
+    #[inline]
+    pub(super) fn exit(&self, held: &Held) -> std::result::Result<(), RawError> {
+        let file = self.file(held.generation);
+        let page = file.map.page();
+        let me = &held.me;
+        let now = clock::now_ns();
+        let held_ns = now.saturating_sub(held.acquired_ns);
+        stats::on_release(&page.stats, me, held_ns, held.acquired_ns);
+        events::push(
+            &page.events,
+            me,
+            &HoldRecord {
+                acquired_mono_ns: held.acquired_ns,
+                waited_ns: held.waited_ns,
+                held_ns,
+                owner_died: held.owner_died,
+            },
+        );
+        if let Some(legacy) = &self.legacy {
+            legacy.unlock();
+        }
+        owner::clear(&page.owner);
+        self.held.store(false, Ordering::Relaxed);
+        let unlocked = file.map.mutex().unlock();
+        if now >= self.next_check_ns.load(Ordering::Relaxed)
+            || page.header.retired.load(Ordering::Relaxed) != 0
+        {
+            self.check_after_release(held.generation, now);
+        }
+        unlocked
+    }
+
+    /// Check, after a release and at most every [`CHECK_INTERVAL`], that
+    /// the lock file is still the one at the path, and move to the new one
+    /// for the next acquisition if not. A problem found here (say, a link
+    /// planted at the path) is reported by the next acquisition.
+    #[cold]
+    fn check_after_release(&self, generation: usize, now: u64) {
+        let next = now + CHECK_INTERVAL.as_nanos() as u64;
+        self.next_check_ns.store(next, Ordering::Relaxed);
+        if self.follow_replacement(generation).is_err() {
+            self.attention.store(true, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! [`MutexGuard`] and [`Held`]: proof that a thread holds a lock.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use super::Mutex;
+use crate::identity::{self, Me};
+
+/// Proof that the calling thread took a lock, for bindings that cannot keep
+/// a [`MutexGuard`] (Python's `acquire()`/`release()`). Give it back to
+/// [`Mutex::release`] from the same thread. Most code uses the guard.
+#[derive(Debug)]
+#[must_use = "the lock stays held until the Held is passed to Mutex::release"]
+pub struct Held {
+    /// Who took it.
+    pub(super) me: Me,
+    /// Which generation of the lock file it was taken in (see
+    /// [`Mutex`]'s notes on replaced lock files).
+    pub(super) generation: usize,
+    /// When, `CLOCK_MONOTONIC` ns.
+    pub(super) acquired_ns: u64,
+    /// How long the acquisition waited, ns.
+    pub(super) waited_ns: u64,
+    /// Whether the previous holder died holding it.
+    pub(super) owner_died: bool,
+}
+
+impl Held {
+    /// Whether the previous holder died while holding the lock.
+    pub fn previous_owner_died(&self) -> bool {
+        self.owner_died
+    }
+
+    /// How long the acquisition waited.
+    pub fn waited(&self) -> Duration {
+        Duration::from_nanos(self.waited_ns)
+    }
+}
+
+/// Holds a [`Mutex`] until dropped.
+///
+/// `!Send`: only the thread that took the lock can release it. In a child
+/// made by `fork()` an inherited guard does nothing when dropped: the child
+/// does not own the parent's lock.
+#[must_use = "if unused the lock is released at once"]
+pub struct MutexGuard<'a> {
+    mutex: &'a Mutex,
+    held: Held,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> MutexGuard<'a> {
+    pub(super) fn new(mutex: &'a Mutex, held: Held) -> Self {
+        MutexGuard {
+            mutex,
+            held,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl MutexGuard<'_> {
+    /// Whether the previous holder died while holding the lock.
+    ///
+    /// If it did, it may have left the bus or device mid-transaction:
+    /// reset it (for SPI, deselect and re-initialise the device; for I2C,
+    /// clock out a stuck slave and re-configure) before using it. buslock
+    /// has already made the lock itself consistent again.
+    pub fn previous_owner_died(&self) -> bool {
+        self.held.owner_died
+    }
+
+    /// How long this acquisition waited for other holders.
+    pub fn waited(&self) -> Duration {
+        self.held.waited()
+    }
+
+    /// Which lock file generation the guard holds.
+    pub(super) fn generation(&self) -> usize {
+        self.held.generation
+    }
+
+    /// The mutex this guard holds.
+    pub fn mutex(guard: &Self) -> &Mutex {
+        guard.mutex
+    }
+}
+
+impl fmt::Debug for MutexGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MutexGuard")
+            .field("name", &self.mutex.name)
+            .field("previous_owner_died", &self.held.owner_died)
+            .finish()
+    }
+}
+
+impl Drop for MutexGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if identity::tid() != self.held.me.tid {
+            // A fork()ed child dropping its copy: the parent holds the lock.
+            return;
+        }
+        // Unlock cannot fail for the holding thread of an error-checking
+        // mutex; there is nothing useful to do in drop if it did.
+        let _ = self.mutex.exit(&self.held);
+    }
+}

@@ -1,0 +1,479 @@
+//! [`Mutex`], its [`Builder`] and its [`MutexGuard`].
+
+mod acquire;
+mod builder;
+mod guard;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex as StdMutex;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+pub use builder::Builder;
+pub use guard::{Held, MutexGuard};
+
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::events::{self, Event};
+use crate::identity;
+use crate::legacy::LegacyLock;
+use crate::lockfile::{LockDir, LockFile, OpenMode, validate_name};
+use crate::owner::{self, Owner};
+use crate::raw::{LockPage, RawError};
+use crate::stats::{self, Stats};
+use crate::waiters::{self, Waiter};
+
+/// How often a process checks that its lock file is still the one at the
+/// lock path (at its first release after this long, and before every
+/// wait).
+pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How many times one [`Mutex`] handle follows a replaced lock file before
+/// it reports [`Error::ReplacedTooOften`].
+const MAX_GENERATIONS: usize = 16;
+
+/// How often an interruptible wait wakes to ask whether to give up.
+///
+/// `FUTEX_LOCK_PI` waits are not interrupted by signals, so interruptible
+/// waits wait in slices of this length. Each new slice queues again behind
+/// waiters that arrived meanwhile, so under heavy contention an
+/// interruptible waiter can be overtaken; plain [`Mutex::lock`] and
+/// [`Mutex::lock_timeout`] keep their place in the queue.
+pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
+
+/// A named lock shared by every process and thread on this machine that
+/// opens the same name in the same lock directory.
+///
+/// Unlike [`std::sync::Mutex`], it excludes other *processes* too; unlike
+/// `flock`, it also excludes other *threads* of one process, and it knows
+/// who holds it. Unlike a POSIX semaphore, it is released when its holder
+/// dies, and the next holder is told ([`MutexGuard::previous_owner_died`]).
+///
+/// # Semantics
+///
+/// - **Exclusion**: at most one thread on the machine holds it.
+/// - **Crash safety**: if a holder dies in any way (panic, `SIGKILL`,
+///   segfault, OOM kill), the lock is released and the next acquisition
+///   reports [`MutexGuard::previous_owner_died`]: reset the bus or device.
+/// - **Fairness**: waiters are served in priority order, first come first
+///   served among equal priorities; the lock is handed to the first waiter
+///   at release (no barging), and a holder's priority is raised to that of
+///   its highest-priority waiter (priority inheritance).
+/// - **Discipline**: locking again from the holding thread is
+///   [`Error::Recursive`], never a hang; only the holding thread can
+///   release, because the guard is `!Send`.
+/// - **Speed**: an uncontended lock and unlock is a few atomic instructions
+///   and no system call.
+/// - **A replaced lock file**: if the lock file is unlinked or replaced
+///   while in use, each process notices before its next wait, or at its
+///   first release after [`CHECK_INTERVAL`], moves to the file now at the
+///   path (creating it if it is gone), and marks the old file retired so
+///   that every other user of it moves at its next acquisition. Until then,
+///   a holder on the old file and one on the new file are not excluded from
+///   each other (see RELIABILITY.md).
+///
+/// # Which lock should I use?
+///
+/// - Data shared by threads of one program: [`std::sync::Mutex`].
+/// - A device, bus or file shared by several programs, possibly in several
+///   languages, that must survive crashes: `buslock::Mutex`.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let spi = buslock::Mutex::builder("SPI").dir(dir.path()).open()?;
+/// {
+///     let guard = spi.lock()?;
+///     if guard.previous_owner_died() {
+///         // The last holder died mid-transfer: reset the bus here.
+///     }
+///     spi.assert_held();
+///     // ... talk to the bus ...
+/// } // released here
+/// assert!(spi.owner()?.is_none());
+/// # Ok::<(), buslock::Error>(())
+/// ```
+pub struct Mutex {
+    name: String,
+    path: PathBuf,
+    dir: LockDir,
+    /// The lock file opened first: generation 0.
+    first: Option<LockFile>,
+    /// Files that replaced it at the path (generation `i + 1` in slot `i`);
+    /// filled in order and kept while the handle lives.
+    later: Vec<OnceLock<LockFile>>,
+    /// Generation of the file in use.
+    current: AtomicUsize,
+    /// `CLOCK_MONOTONIC` ns after which the next release checks that the
+    /// file is still the one at the path.
+    next_check_ns: AtomicU64,
+    /// Set when the next acquisition must take the slow path to check the
+    /// file (a check at release failed).
+    attention: AtomicBool,
+    /// Serialises moving to a new file within this process.
+    moving: StdMutex<()>,
+    legacy: Option<LegacyLock>,
+    /// Set while a thread holds the lock through this handle (written only
+    /// under the lock), so that dropping the handle while a guard was leaked
+    /// keeps the memory mapped for the kernel's robust list.
+    held: AtomicBool,
+}
+
+/// How long [`Mutex::acquire`] may wait.
+pub enum Wait<'a> {
+    /// Do not wait.
+    Try,
+    /// Wait as long as it takes.
+    Forever,
+    /// Wait at most this long.
+    Timeout(Duration),
+    /// Wait at most `timeout` (`None`: forever), asking `interrupted` every
+    /// [`INTERRUPT_SLICE`]; give up with [`Error::Interrupted`] when it
+    /// says `true`.
+    Interruptible {
+        /// Longest wait.
+        timeout: Option<Duration>,
+        /// Asked between slices; `true` stops the wait.
+        interrupted: &'a mut dyn FnMut() -> bool,
+    },
+}
+
+fn timespec(ns: u64) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: (ns / 1_000_000_000) as _,
+        tv_nsec: (ns % 1_000_000_000) as _,
+    }
+}
+
+impl Mutex {
+    /// Open lock `name` in the default lock directory (`$BUSLOCK_DIR`, else
+    /// `/run/lock/buslock`, `$XDG_RUNTIME_DIR/buslock`, `/dev/shm/buslock`),
+    /// creating it if needed.
+    ///
+    /// # Errors
+    ///
+    /// See [`Builder::open`].
+    pub fn open(name: &str) -> Result<Mutex> {
+        Mutex::builder(name).open()
+    }
+
+    /// Start configuring how to open lock `name`.
+    pub fn builder(name: &str) -> Builder {
+        Builder::new(name)
+    }
+
+    /// Open lock `name` in an already resolved directory.
+    ///
+    /// # Errors
+    ///
+    /// See [`Builder::open`].
+    pub fn open_in(dir: &LockDir, name: &str, mode: OpenMode) -> Result<Mutex> {
+        Mutex::open_with(dir.try_clone()?, name, mode, None)
+    }
+
+    fn open_with(
+        dir: LockDir,
+        name: &str,
+        mode: OpenMode,
+        legacy: Option<LegacyLock>,
+    ) -> Result<Mutex> {
+        validate_name(name)?;
+        identity::warm_up();
+        clock::refine();
+        let file = LockFile::open(&dir, name, mode)?;
+        let later = (1..MAX_GENERATIONS).map(|_| OnceLock::new()).collect();
+        let path = file.path.clone();
+        Ok(Mutex {
+            name: name.to_owned(),
+            path,
+            dir,
+            first: Some(file),
+            later,
+            current: AtomicUsize::new(0),
+            next_check_ns: AtomicU64::new(clock::now_ns() + CHECK_INTERVAL.as_nanos() as u64),
+            moving: StdMutex::new(()),
+            attention: AtomicBool::new(false),
+            legacy,
+            held: AtomicBool::new(false),
+        })
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The legacy companion lock file, if one was configured.
+    pub fn legacy_path(&self) -> Option<&Path> {
+        self.legacy.as_ref().map(|l| l.path())
+    }
+
+    /// Lock file generation `generation` (0 is the one opened first).
+    #[inline]
+    fn file(&self, generation: usize) -> &LockFile {
+        // `first` is only taken by Drop; later generations are published
+        // before `current` names them.
+        let file = match generation {
+            0 => self.first.as_ref(),
+            g => self.later[g - 1].get(),
+        };
+        file.expect("lock file generation published before use")
+    }
+
+    /// Every lock file this handle has used, oldest first.
+    fn files(&self) -> impl Iterator<Item = &LockFile> {
+        self.first
+            .iter()
+            .chain(self.later.iter().filter_map(OnceLock::get))
+    }
+
+    /// The lock file in use now.
+    #[inline]
+    fn page(&self) -> &LockPage {
+        self.file(self.current.load(Ordering::Acquire)).map.page()
+    }
+
+    /// Block until this thread holds the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Recursive`] if this thread already holds it;
+    /// [`Error::NotRecoverable`] if the lock file was damaged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let spi = buslock::Mutex::builder("SPI").dir(dir.path()).open()?;
+    /// let guard = spi.lock()?;
+    /// assert!(matches!(spi.lock(), Err(buslock::Error::Recursive { .. })));
+    /// drop(guard);
+    /// # Ok::<(), buslock::Error>(())
+    /// ```
+    pub fn lock(&self) -> Result<MutexGuard<'_>> {
+        match self.acquire(Wait::Forever)? {
+            Some(held) => Ok(MutexGuard::new(self, held)),
+            // An endless wait ends only with the lock or an error.
+            None => unreachable!("Wait::Forever returned without the lock"),
+        }
+    }
+
+    /// Take the lock if nobody holds it; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::lock`]; a lock held elsewhere is `Ok(None)`.
+    pub fn try_lock(&self) -> Result<Option<MutexGuard<'_>>> {
+        Ok(self.acquire(Wait::Try)?.map(|h| MutexGuard::new(self, h)))
+    }
+
+    /// Wait at most `timeout` for the lock; `Ok(None)` when it expires.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::lock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let spi = buslock::Mutex::builder("SPI").dir(dir.path()).open()?;
+    /// match spi.lock_timeout(Duration::from_millis(50))? {
+    ///     Some(guard) => { /* use the bus */ }
+    ///     None => eprintln!("bus busy, held by {:?}", spi.owner()?),
+    /// }
+    /// # Ok::<(), buslock::Error>(())
+    /// ```
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<Option<MutexGuard<'_>>> {
+        Ok(self
+            .acquire(Wait::Timeout(timeout))?
+            .map(|h| MutexGuard::new(self, h)))
+    }
+
+    /// Wait at most `timeout` (`None`: forever), calling `interrupted` every
+    /// [`INTERRUPT_SLICE`] and giving up when it returns `true` (for Ctrl-C
+    /// handling). `Ok(None)` when the timeout expires.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Interrupted`], or as [`Mutex::lock`].
+    pub fn lock_interruptible(
+        &self,
+        timeout: Option<Duration>,
+        mut interrupted: impl FnMut() -> bool,
+    ) -> Result<Option<MutexGuard<'_>>> {
+        let wait = Wait::Interruptible {
+            timeout,
+            interrupted: &mut interrupted,
+        };
+        Ok(self.acquire(wait)?.map(|h| MutexGuard::new(self, h)))
+    }
+
+    fn raw_error(&self, e: RawError) -> Error {
+        match e {
+            RawError::WouldDeadlock => Error::Recursive {
+                name: self.name.clone(),
+            },
+            RawError::NotRecoverable => Error::NotRecoverable {
+                name: self.name.clone(),
+                path: self.path.clone(),
+            },
+            RawError::NotOwner => Error::NotOwner {
+                name: self.name.clone(),
+            },
+            RawError::Other(code) => Error::Io {
+                path: self.path.clone(),
+                action: "lock",
+                source: std::io::Error::from_raw_os_error(code),
+            },
+        }
+    }
+
+    /// Release a lock taken with [`Mutex::acquire`]. The proof is taken out
+    /// of `held` only when the release succeeds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotOwner`] when `held` is empty or belongs to another thread
+    /// (the lock stays held, `held` keeps its proof).
+    pub fn release(&self, held: &mut Option<Held>) -> Result<()> {
+        let me = identity::me();
+        let mine = held.as_ref().is_some_and(|h| {
+            h.me.tid == me.tid && owner::is_me(&self.file(h.generation).map.page().owner, &me)
+        });
+        let proof = match held.take() {
+            Some(proof) if mine => proof,
+            other => {
+                *held = other;
+                return Err(Error::NotOwner {
+                    name: self.name.clone(),
+                });
+            }
+        };
+        self.exit(&proof).map_err(|e| self.raw_error(e))
+    }
+
+    /// Panic unless the calling thread holds this lock. Like an RTOS
+    /// `configASSERT(xSemaphoreGetMutexHolder(m) == self)`.
+    ///
+    /// # Panics
+    ///
+    /// When the calling thread does not hold the lock; the message names the
+    /// actual holder.
+    #[track_caller]
+    pub fn assert_held(&self) {
+        if !self.is_held_by_current_thread() {
+            let holder = match owner::read(&self.page().owner) {
+                Some(o) => format!("held by pid {} tid {} ({})", o.pid, o.tid, o.program),
+                None => "free".to_owned(),
+            };
+            let me = identity::me();
+            panic!(
+                "lock '{}' is not held by this thread (pid {} tid {}); it is {holder}",
+                self.name, me.pid, me.tid
+            );
+        }
+    }
+
+    /// Whether the calling thread holds this lock.
+    pub fn is_held_by_current_thread(&self) -> bool {
+        let me = identity::me();
+        self.files().any(|f| owner::is_me(&f.map.page().owner, &me))
+    }
+
+    /// Whether some live thread holds the lock (a snapshot: it may change
+    /// at once).
+    pub fn is_locked(&self) -> bool {
+        owner::read(&self.page().owner).is_some_and(|o| o.is_alive())
+    }
+
+    /// Who holds the lock, read without taking it and without blocking on
+    /// the holder. `None` when free.
+    ///
+    /// A holder that died while holding is still returned, with
+    /// [`Owner::state`] `Gone` or `Zombie`, until the next acquisition.
+    ///
+    /// # Errors
+    ///
+    /// None at present; reserved for checks of the file.
+    pub fn owner(&self) -> Result<Option<Owner>> {
+        Ok(owner::read(&self.page().owner))
+    }
+
+    /// A snapshot of the lock's statistics, shared by all its users.
+    ///
+    /// # Errors
+    ///
+    /// None at present; reserved for checks of the file.
+    pub fn stats(&self) -> Result<Stats> {
+        Ok(stats::snapshot(&self.page().stats))
+    }
+
+    /// Threads waiting for the lock now, longest waiting first. Entries of
+    /// waiters that died are removed, not listed.
+    ///
+    /// # Errors
+    ///
+    /// None at present; reserved for checks of the file.
+    pub fn waiters(&self) -> Result<Vec<Waiter>> {
+        Ok(waiters::list(&self.page().waiters))
+    }
+
+    /// Completed holds numbered `from` and later that are still in the
+    /// ring, and the number to pass next time. Start with
+    /// [`Mutex::event_head`] to see only new events.
+    pub fn events_since(&self, from: u64) -> (Vec<Event>, u64) {
+        events::read_from(&self.page().events, from)
+    }
+
+    /// Number of holds recorded in the event ring so far.
+    pub fn event_head(&self) -> u64 {
+        events::head(&self.page().events)
+    }
+
+    /// Zero the statistics (takes the lock briefly).
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::lock`].
+    pub fn reset_stats(&self) -> Result<()> {
+        let guard = self.lock()?;
+        stats::reset(
+            &self.file(guard.generation()).map.page().stats,
+            clock::realtime_ns_syscall(),
+        );
+        drop(guard);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Mutex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mutex")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Mutex {
+    fn drop(&mut self) {
+        if self.held.load(Ordering::Relaxed) {
+            // A guard was leaked (mem::forget) and the lock may still be
+            // held: the thread's robust list points into these mappings.
+            let later = self.later.drain(..).filter_map(OnceLock::into_inner);
+            for file in self.first.take().into_iter().chain(later) {
+                file.map.leak();
+            }
+        }
+    }
+}
