@@ -164,6 +164,19 @@ pub fn process_state(pid: u32, start_time: u64) -> ProcessState {
 /// script for interpreters (`python3 motor.py` → `motor.py`).
 fn program_name() -> [u8; TEXT_BYTES] {
     let cmdline = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+    let name = name_from_cmdline(&cmdline);
+    let name = if name.is_empty() {
+        std::fs::read_to_string("/proc/self/comm")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    } else {
+        name
+    };
+    text_bytes(&name)
+}
+
+/// The program name for a `/proc/PID/cmdline` (NUL-separated arguments).
+fn name_from_cmdline(cmdline: &[u8]) -> String {
     let mut args = cmdline
         .split(|&b| b == 0)
         .filter(|a| !a.is_empty())
@@ -173,19 +186,48 @@ fn program_name() -> [u8; TEXT_BYTES] {
     let interpreted = ["python", "perl", "ruby", "node", "bash", "sh"]
         .iter()
         .any(|i| argv0.starts_with(i));
-    let name = if interpreted {
-        args.find(|a| !a.starts_with('-'))
-            .map(|a| base(&a))
-            .unwrap_or(argv0)
+    if interpreted {
+        // `python3 motor.py` → motor.py; `python3 -m motor` → motor;
+        // `python3 -c CODE` → "python3 -c".
+        let mut name = argv0.clone();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "-m" => {
+                    name = args.next().unwrap_or_default();
+                    break;
+                }
+                "-c" => {
+                    name = format!("{argv0} -c");
+                    break;
+                }
+                a if a.starts_with('-') => continue,
+                a => {
+                    name = base(a);
+                    break;
+                }
+            }
+        }
+        name
     } else {
         argv0
-    };
-    let name = if name.is_empty() {
-        std::fs::read_to_string("/proc/self/comm")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default()
-    } else {
-        name
-    };
-    text_bytes(&name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_from_cmdline;
+
+    #[test]
+    fn program_names_people_recognise() {
+        let name = |args: &[&str]| name_from_cmdline(args.join("\0").as_bytes());
+        assert_eq!(name(&["/usr/local/bin/motor-ctl", "--fast"]), "motor-ctl");
+        assert_eq!(
+            name(&["python3", "-u", "/home/pi/battery.py", "x"]),
+            "battery.py"
+        );
+        assert_eq!(name(&["/usr/bin/python3.11", "-m", "logger"]), "logger");
+        assert_eq!(name(&["python3", "-c", "import buslock"]), "python3 -c");
+        assert_eq!(name(&["bash", "-e", "run.sh"]), "run.sh");
+        assert_eq!(name(&[]), "");
+    }
 }

@@ -44,12 +44,12 @@ pub(crate) struct LegacyLock {
 }
 
 /// How long to wait for the legacy lock.
-pub(crate) enum LegacyWait<'w> {
+pub(crate) enum LegacyWait<'w, 'f> {
     Try,
     Forever,
     Until {
         deadline_mono_ns: Option<u64>,
-        interrupted: Option<&'w mut dyn FnMut() -> bool>,
+        interrupted: Option<&'w mut (dyn FnMut() -> bool + 'f)>,
     },
 }
 
@@ -67,6 +67,9 @@ impl LegacyLock {
         let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let err = |action, e: Errno| match e {
             Errno::LOOP => Error::Symlink { path: path.into() },
+            Errno::NOENT => Error::DirMissing {
+                path: path.parent().unwrap_or(Path::new("/")).into(),
+            },
             Errno::ACCESS | Errno::PERM => Error::Permission {
                 path: path.into(),
                 action,
@@ -127,7 +130,7 @@ impl LegacyLock {
     }
 
     /// Take the legacy lock. Called while holding the buslock mutex.
-    pub(crate) fn lock(&self, wait: LegacyWait<'_>) -> std::result::Result<(), LegacyFailure> {
+    pub(crate) fn lock(&self, wait: LegacyWait<'_, '_>) -> std::result::Result<(), LegacyFailure> {
         match wait {
             LegacyWait::Try => match ofd_lock(self.fd.as_fd(), false) {
                 Ok(RecordLock::Taken) => Ok(()),

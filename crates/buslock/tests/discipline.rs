@@ -229,3 +229,47 @@ fn lockf_holder(path: &std::path::Path) -> std::process::Child {
     assert_eq!(line.trim(), "held");
     child
 }
+
+#[test]
+fn a_thread_waiting_for_the_legacy_lock_shows_as_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("DI_Mutex_SPI");
+    std::fs::write(&legacy, b"").unwrap();
+    let m = Arc::new(
+        Mutex::builder("SPI")
+            .dir(dir.path())
+            .legacy_record_lock(&legacy)
+            .open()
+            .unwrap(),
+    );
+    let mut old_program = lockf_holder(&legacy);
+    let waiter = {
+        let m = m.clone();
+        std::thread::spawn(move || {
+            let g = m.lock_timeout(Duration::from_secs(30)).unwrap();
+            g.is_some()
+        })
+    };
+    // It holds the buslock mutex while it waits for the legacy file, and
+    // says so to everyone who looks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while m
+        .owner()
+        .unwrap()
+        .is_none_or(|o| o.pid != std::process::id())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never shown as holder"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(m.is_locked());
+    old_program.kill().unwrap();
+    old_program.wait().unwrap();
+    assert!(
+        waiter.join().unwrap(),
+        "got both locks once the old program died"
+    );
+    assert!(m.owner().unwrap().is_none());
+}
