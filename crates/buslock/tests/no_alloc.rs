@@ -9,7 +9,10 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 #[test]
 fn lock_and_unlock_allocate_nothing() {
-    let _profiler = dhat::Profiler::builder().testing().build();
+    let _profiler = dhat::Profiler::builder()
+        .testing()
+        .file_name(std::env::temp_dir().join("buslock-no-alloc-dhat.json"))
+        .build();
     let dir = tempfile::tempdir().unwrap();
     let m = Arc::new(
         buslock::Mutex::builder("SPI")
