@@ -1,0 +1,49 @@
+"""buslock: a named, crash-safe, fair, system-wide mutex for processes and
+threads sharing a hardware bus (SPI, I2C) on Linux.
+
+    import buslock
+    spi = buslock.Mutex("SPI")          # dir=None: $BUSLOCK_DIR or the default
+    with spi:                           # blocks; Ctrl-C raises KeyboardInterrupt
+        if spi.previous_owner_died:     # the last holder crashed mid-transfer
+            reset_bus()
+        xfer(...)
+
+Every program that opens "SPI" in the same lock directory takes turns with
+every other, in whatever process or thread it runs. The lock is released
+when its holder dies, waiters are served in arrival order, and
+``spi.owner`` says who holds it.
+
+Migrating from Dexter's ``DI_Mutex`` or from ``global_lock``: see
+``buslock.compat``.
+"""
+
+from ._buslock import (
+    INTERRUPT_SLICE,
+    Event,
+    LongestHold,
+    Mutex,
+    Owner,
+    Stats,
+    Waiter,
+    __version__,
+    lock_dir,
+    lock_names,
+)
+from .errors import CorruptLockFile, Error, InvalidName, PermissionDenied
+
+__all__ = [
+    "INTERRUPT_SLICE",
+    "CorruptLockFile",
+    "Error",
+    "Event",
+    "InvalidName",
+    "LongestHold",
+    "Mutex",
+    "Owner",
+    "PermissionDenied",
+    "Stats",
+    "Waiter",
+    "__version__",
+    "lock_dir",
+    "lock_names",
+]

@@ -1,0 +1,157 @@
+"""Type stubs for the native part of buslock (built from crates/buslock-py)."""
+
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any, List, Optional, Tuple, Type, Union, final
+
+__all__ = [
+    "INTERRUPT_SLICE",
+    "Event",
+    "LongestHold",
+    "Mutex",
+    "Owner",
+    "Stats",
+    "Waiter",
+    "__version__",
+    "lock_dir",
+    "lock_names",
+]
+
+_Path = Union[str, "os.PathLike[str]"]
+
+#: How often an interruptible wait wakes to check for signals, in seconds.
+INTERRUPT_SLICE: float
+__version__: str
+
+def lock_dir(dir: Optional[_Path] = None) -> Path:
+    """Resolve the lock directory: `dir`, else $BUSLOCK_DIR, else the default."""
+
+def lock_names(dir: Optional[_Path] = None) -> List[str]:
+    """Names of the locks in a lock directory."""
+
+@final
+class Owner:
+    """The holder of a lock, as recorded by the holder itself."""
+
+    pid: int
+    tid: int
+    start_time: int
+    program: str
+    since: float
+    held_for: float
+    took_over_from_dead: bool
+    state: str
+    torn: bool
+    @property
+    def alive(self) -> bool: ...
+
+@final
+class Waiter:
+    """A thread waiting for a lock."""
+
+    pid: int
+    tid: int
+    start_time: int
+    since: float
+    waiting_for: float
+    state: str
+
+@final
+class Event:
+    """One completed hold of a lock."""
+
+    seq: int
+    pid: int
+    tid: int
+    program: str
+    acquired: float
+    waited: float
+    held: float
+    previous_owner_died: bool
+
+@final
+class LongestHold:
+    """The longest hold seen and who held it."""
+
+    duration: float
+    pid: int
+    tid: int
+    program: str
+    at: float
+
+@final
+class Stats:
+    """A snapshot of a lock's statistics; durations in seconds."""
+
+    acquisitions: int
+    contended: int
+    owner_died: int
+    timeouts: int
+    total_wait: float
+    total_hold: float
+    wait_histogram: List[int]
+    hold_histogram: List[int]
+    longest_hold: Optional[LongestHold]
+    since: float
+    def contention_ratio(self) -> float: ...
+    def wait_quantile(self, q: float) -> Optional[float]: ...
+    def hold_quantile(self, q: float) -> Optional[float]: ...
+    @staticmethod
+    def bucket_bounds(i: int) -> Tuple[float, Optional[float]]: ...
+
+@final
+class Mutex:
+    """A named lock shared by every process and thread on this machine.
+
+    Used like threading.Lock; also excludes other processes, is released
+    when its holder dies (see previous_owner_died), is fair, and is not
+    recursive.
+    """
+
+    def __new__(
+        cls,
+        name: str,
+        dir: Optional[_Path] = None,
+        *,
+        create: bool = True,
+        legacy_record_lock: Optional[_Path] = None,
+    ) -> "Mutex": ...
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = -1) -> bool:
+        """Take the lock; False when `timeout` seconds passed first."""
+    def release(self) -> None:
+        """Release the lock; RuntimeError unless this thread holds it."""
+    def __enter__(self) -> "Mutex": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+    def locked(self) -> bool:
+        """Whether some live thread holds the lock."""
+    def is_held_by_current_thread(self) -> bool: ...
+    def assert_held(self) -> None:
+        """AssertionError unless the calling thread holds the lock."""
+    @property
+    def owner(self) -> Optional[Owner]: ...
+    @property
+    def holder_thread(self) -> Optional[int]: ...
+    @property
+    def previous_owner_died(self) -> bool: ...
+    @property
+    def waited(self) -> float: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def legacy_path(self) -> Optional[Path]: ...
+    def stats(self) -> Stats: ...
+    def reset_stats(self) -> None: ...
+    def waiters(self) -> List[Waiter]: ...
+    def events_since(self, start: int) -> Tuple[List[Event], int]: ...
+    def event_head(self) -> int: ...
+    def __reduce__(self) -> Tuple[Any, Tuple[str, Path, Optional[Path]]]: ...
+    @staticmethod
+    def _reopen(name: str, dir: _Path, legacy_record_lock: Optional[_Path]) -> "Mutex": ...

@@ -1,0 +1,41 @@
+"""Exceptions raised by buslock.
+
+Every error from the library is a ``buslock.Error`` whose message names the
+lock or path concerned and says how to fix the problem. Two kinds have their
+own classes because a program may want to handle them:
+
+- ``PermissionDenied`` (also a built-in ``PermissionError``): the user may not
+  use the lock directory or lock file; a user, group or mode must change.
+- ``CorruptLockFile``: the lock file is damaged or was made by an
+  incompatible build; remove it when no program uses the lock.
+
+Misuse of a lock (acquiring it again from the thread that holds it,
+releasing it from a thread that does not) raises the built-in
+``RuntimeError``, as ``threading`` does.
+"""
+
+__all__ = ["CorruptLockFile", "Error", "InvalidName", "PermissionDenied"]
+
+
+class Error(Exception):
+    """Base class of every buslock error."""
+
+    def is_permission(self) -> bool:
+        """Whether this is a permission problem (a user or group must change)."""
+        return isinstance(self, PermissionDenied)
+
+    def is_corrupt(self) -> bool:
+        """Whether the lock file is damaged or incompatible."""
+        return isinstance(self, CorruptLockFile)
+
+
+class PermissionDenied(Error, PermissionError):
+    """The user may not use the lock directory or the lock file."""
+
+
+class CorruptLockFile(Error):
+    """The lock file is damaged, truncated, or made by an incompatible build."""
+
+
+class InvalidName(Error, ValueError):
+    """The lock name is not a short identifier (1 to 64 of A-Z a-z 0-9 . _ -)."""

@@ -1,0 +1,400 @@
+//! `buslock.Mutex`: a buslock mutex with the interface of `threading.Lock`.
+//!
+//! Python cannot keep a Rust guard across `acquire()` and `release()`, so
+//! each object keeps the library's proof of ownership ([`Held`]) and the
+//! thread that took it. Waiting happens without the GIL, in the library's
+//! interruptible slices, asking Python between slices whether a signal
+//! handler (Ctrl-C) raised.
+
+use std::path::PathBuf;
+use std::sync::{Mutex as StdMutex, MutexGuard as StdGuard, PoisonError};
+use std::time::Duration;
+
+use buslock::{Held, Wait};
+use pyo3::exceptions::{PyAssertionError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::errors::to_py;
+use crate::info::{PyEvent, PyOwner, PyStats, PyWaiter};
+use crate::time;
+
+/// What `Mutex._reopen` needs: name, lock directory, legacy lock path.
+type ReopenArgs = (String, PathBuf, Option<PathBuf>);
+
+/// What one Python `Mutex` object knows about its own holds.
+#[derive(Debug, Default)]
+struct State {
+    /// The proof of the current hold taken through this object.
+    held: Option<Held>,
+    /// Native thread id of the thread holding through this object.
+    holder: u32,
+    /// Whether the last acquisition through this object found the previous
+    /// holder dead.
+    previous_owner_died: bool,
+    /// How long the last acquisition through this object waited.
+    waited: Duration,
+}
+
+/// A named lock shared by every process and thread on this machine that
+/// opens the same name in the same lock directory.
+///
+/// Used like `threading.Lock` (`with spi:`, `acquire()`, `release()`,
+/// `locked()`), but it also excludes other processes, is released when its
+/// holder dies (the next holder sees `previous_owner_died`), serves waiters
+/// in arrival order, and knows who holds it (`owner`). It is not recursive:
+/// acquiring it again from the holding thread raises RuntimeError, and only
+/// the holding thread can release it.
+#[pyclass(name = "Mutex", module = "buslock", frozen)]
+pub(crate) struct PyMutex {
+    inner: buslock::Mutex,
+    state: StdMutex<State>,
+}
+
+impl PyMutex {
+    fn state(&self) -> StdGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Record a successful acquisition.
+    fn took(&self, held: Held) {
+        let mut st = self.state();
+        st.previous_owner_died = held.previous_owner_died();
+        st.waited = held.waited();
+        st.holder = buslock::identity::tid();
+        st.held = Some(held);
+    }
+
+    /// Refuse recursion before waiting: the library would report it too,
+    /// but only once the lock is tried.
+    fn check_not_mine(&self, py: Python<'_>) -> PyResult<()> {
+        let st = self.state();
+        if st.held.is_some() && st.holder == buslock::identity::tid() {
+            return Err(to_py(
+                py,
+                buslock::Error::Recursive {
+                    name: self.inner.name().to_owned(),
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Wait without the GIL, asking Python every slice whether a signal
+    /// handler raised (KeyboardInterrupt on Ctrl-C); that exception is
+    /// raised instead of waiting on, and nothing stays held.
+    fn wait(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<Held>> {
+        let mut raised: Option<PyErr> = None;
+        let outcome = py.detach(|| {
+            let mut interrupted = || {
+                Python::attach(|py| match py.check_signals() {
+                    Ok(()) => false,
+                    Err(e) => {
+                        raised = Some(e);
+                        true
+                    }
+                })
+            };
+            self.inner.acquire(Wait::Interruptible {
+                timeout,
+                interrupted: &mut interrupted,
+            })
+        });
+        match outcome {
+            Ok(held) => Ok(held),
+            Err(buslock::Error::Interrupted { name }) => Err(raised.unwrap_or_else(|| {
+                PyRuntimeError::new_err(format!("waiting for lock '{name}' was interrupted"))
+            })),
+            Err(e) => Err(to_py(py, e)),
+        }
+    }
+
+    /// Why the calling thread cannot release.
+    fn not_owner(&self, st: &State) -> PyErr {
+        let me = buslock::identity::tid();
+        let name = self.inner.name();
+        if st.held.is_some() {
+            PyRuntimeError::new_err(format!(
+                "lock '{name}' is held by thread {} (native id), not by this thread ({me}): \
+                 only the thread that acquired a buslock mutex can release it",
+                st.holder
+            ))
+        } else {
+            PyRuntimeError::new_err(format!(
+                "release unlocked lock: lock '{name}' is not held through this Mutex object; \
+                 call release() once per successful acquire(), from the same thread"
+            ))
+        }
+    }
+}
+
+#[pymethods]
+impl PyMutex {
+    /// Open lock `name` in lock directory `dir` (None: `$BUSLOCK_DIR`, else
+    /// the default directory), creating it unless `create` is False.
+    ///
+    /// `legacy_record_lock`: a path also locked, with an exclusive POSIX
+    /// record lock, after the mutex is taken and released before it, so that
+    /// programs still using `fcntl.lockf` on that file are excluded too.
+    #[new]
+    #[pyo3(signature = (name, dir=None, *, create=true, legacy_record_lock=None))]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        dir: Option<PathBuf>,
+        create: bool,
+        legacy_record_lock: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let mut builder = buslock::Mutex::builder(name).create(create);
+        if let Some(dir) = dir {
+            builder = builder.dir(dir);
+        }
+        if let Some(path) = legacy_record_lock {
+            builder = builder.legacy_record_lock(path);
+        }
+        let inner = builder.open().map_err(|e| to_py(py, e))?;
+        Ok(PyMutex {
+            inner,
+            state: StdMutex::new(State::default()),
+        })
+    }
+
+    /// Take the lock, as `threading.Lock.acquire`.
+    ///
+    /// With `blocking` False, never wait. Otherwise wait at most `timeout`
+    /// seconds (-1 or None: no limit). Returns True when the lock was taken,
+    /// False when the wait gave up. Ctrl-C while waiting raises
+    /// KeyboardInterrupt, leaving nothing held. Raises RuntimeError if this
+    /// thread already holds the lock (it is not recursive).
+    #[pyo3(signature = (blocking=true, timeout=-1.0))]
+    fn acquire(&self, py: Python<'_>, blocking: bool, timeout: Option<f64>) -> PyResult<bool> {
+        let limit = time::timeout(timeout)?;
+        if !blocking && limit.is_some() {
+            return Err(PyValueError::new_err(
+                "can't specify a timeout for a non-blocking call",
+            ));
+        }
+        let mut held = self.inner.acquire(Wait::Try).map_err(|e| to_py(py, e))?;
+        if held.is_none() && blocking && limit != Some(Duration::ZERO) {
+            self.check_not_mine(py)?;
+            held = self.wait(py, limit)?;
+        }
+        match held {
+            Some(h) => {
+                self.took(h);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Release the lock. Raises RuntimeError when the calling thread does
+    /// not hold it through this object.
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        let mut st = self.state();
+        match self.inner.release(&mut st.held) {
+            Ok(()) => Ok(()),
+            Err(buslock::Error::NotOwner { .. }) => Err(self.not_owner(&st)),
+            Err(e) => Err(to_py(py, e)),
+        }
+    }
+
+    /// `with spi:` takes the lock, waiting as long as it takes (Ctrl-C
+    /// raises KeyboardInterrupt).
+    fn __enter__(slf: &Bound<'_, Self>) -> PyResult<Py<Self>> {
+        let this = slf.get();
+        let py = slf.py();
+        match this.inner.acquire(Wait::Try).map_err(|e| to_py(py, e))? {
+            Some(h) => this.took(h),
+            None => {
+                this.check_not_mine(py)?;
+                match this.wait(py, None)? {
+                    Some(h) => this.took(h),
+                    None => unreachable!("a wait without timeout ended without the lock"),
+                }
+            }
+        }
+        Ok(slf.clone().unbind())
+    }
+
+    /// Release at the end of a `with` block; exceptions propagate.
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _traceback: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        self.release(py)?;
+        Ok(false)
+    }
+
+    /// Whether some live thread holds the lock (a snapshot).
+    fn locked(&self) -> bool {
+        self.inner.is_locked()
+    }
+
+    /// Whether the calling thread holds the lock.
+    fn is_held_by_current_thread(&self) -> bool {
+        self.inner.is_held_by_current_thread()
+    }
+
+    /// Raise AssertionError (naming the holder) unless the calling thread
+    /// holds the lock.
+    fn assert_held(&self, py: Python<'_>) -> PyResult<()> {
+        if self.inner.is_held_by_current_thread() {
+            return Ok(());
+        }
+        let holder = match self.inner.owner().map_err(|e| to_py(py, e))? {
+            Some(o) => format!("held by pid {} tid {} ({})", o.pid, o.tid, o.program),
+            None => "free".to_owned(),
+        };
+        Err(PyAssertionError::new_err(format!(
+            "lock '{}' is not held by this thread (pid {} tid {}); it is {holder}",
+            self.inner.name(),
+            std::process::id(),
+            buslock::identity::tid()
+        )))
+    }
+
+    /// Who holds the lock (an `Owner`), or None when it is free. Read
+    /// without taking the lock.
+    #[getter]
+    fn owner(&self, py: Python<'_>) -> PyResult<Option<PyOwner>> {
+        Ok(self
+            .inner
+            .owner()
+            .map_err(|e| to_py(py, e))?
+            .map(PyOwner::from))
+    }
+
+    /// Native id (`threading.get_native_id()`) of the thread that holds the
+    /// lock through this object, or None when this object does not hold it.
+    #[getter]
+    fn holder_thread(&self) -> Option<u32> {
+        let st = self.state();
+        st.held.as_ref().map(|_| st.holder)
+    }
+
+    /// Whether the previous holder died while holding the lock, as found
+    /// by the last successful acquire through this object. If True, reset
+    /// the bus or device before using it.
+    #[getter]
+    fn previous_owner_died(&self) -> bool {
+        self.state().previous_owner_died
+    }
+
+    /// How long the last successful acquire through this object waited, in
+    /// seconds.
+    #[getter]
+    fn waited(&self) -> f64 {
+        time::seconds(self.state().waited)
+    }
+
+    /// The lock's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// The lock file's path.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.inner.path().to_owned()
+    }
+
+    /// The legacy companion lock file, or None.
+    #[getter]
+    fn legacy_path(&self) -> Option<PathBuf> {
+        self.inner.legacy_path().map(|p| p.to_owned())
+    }
+
+    /// A snapshot of the lock's statistics, shared by all its users.
+    fn stats(&self, py: Python<'_>) -> PyResult<PyStats> {
+        let s = self.inner.stats().map_err(|e| to_py(py, e))?;
+        PyStats::new(py, s)
+    }
+
+    /// Zero the statistics (takes the lock briefly, waiting without the
+    /// GIL).
+    fn reset_stats(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_not_mine(py)?;
+        py.detach(|| self.inner.reset_stats())
+            .map_err(|e| to_py(py, e))
+    }
+
+    /// Threads waiting for the lock now, longest waiting first.
+    fn waiters(&self, py: Python<'_>) -> PyResult<Vec<PyWaiter>> {
+        Ok(self
+            .inner
+            .waiters()
+            .map_err(|e| to_py(py, e))?
+            .into_iter()
+            .map(PyWaiter::from)
+            .collect())
+    }
+
+    /// Completed holds numbered `start` and later still in the ring, and
+    /// the number to pass next time.
+    fn events_since(&self, start: u64) -> (Vec<PyEvent>, u64) {
+        let (events, next) = self.inner.events_since(start);
+        (events.into_iter().map(PyEvent::from).collect(), next)
+    }
+
+    /// Number of holds recorded in the event ring so far.
+    fn event_head(&self) -> u64 {
+        self.inner.event_head()
+    }
+
+    /// Pickling (e.g. passing the Mutex to a `multiprocessing` worker)
+    /// gives a new handle on the same lock, not holding it.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, ReopenArgs)> {
+        let this = slf.get();
+        let dir = this
+            .inner
+            .path()
+            .parent()
+            .map(|p| p.to_owned())
+            .unwrap_or_default();
+        let legacy = this.inner.legacy_path().map(|p| p.to_owned());
+        Ok((
+            slf.get_type().getattr("_reopen")?,
+            (this.inner.name().to_owned(), dir, legacy),
+        ))
+    }
+
+    /// Reopen a pickled Mutex (see `__reduce__`).
+    #[staticmethod]
+    fn _reopen(
+        py: Python<'_>,
+        name: &str,
+        dir: PathBuf,
+        legacy_record_lock: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        Self::new(py, name, Some(dir), true, legacy_record_lock)
+    }
+
+    fn __repr__(&self) -> String {
+        let state = match self.inner.owner() {
+            Ok(Some(o)) => format!("locked by pid {} tid {} ({})", o.pid, o.tid, o.program),
+            _ => "unlocked".to_owned(),
+        };
+        format!(
+            "<buslock.Mutex {:?} at {:?} {state}>",
+            self.inner.name(),
+            self.inner.path()
+        )
+    }
+}
+
+impl Drop for PyMutex {
+    /// A Mutex object collected while its own thread holds it releases the
+    /// lock (as leaving a `with` block would). Held by another thread, the
+    /// lock stays held until that thread ends, when the kernel releases it
+    /// and the next holder is told the owner died.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if st.held.is_some() && st.holder == buslock::identity::tid() {
+            let _ = self.inner.release(&mut st.held);
+        }
+    }
+}

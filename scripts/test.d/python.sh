@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds the Python bindings (crates/buslock-py) into a virtualenv it creates
+# and runs their pytest suite: real interpreters, real processes, real
+# SIGKILL/SIGINT, lock files in temporary directories only.
+# Needs only python3 (3.9+) with pip and venv, Rust and gcc; installs maturin
+# and pytest into the virtualenv from PyPI. Exits non-zero if any test fails.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+crate="$root/crates/buslock-py"
+target="${CARGO_TARGET_DIR:-$root/target}"
+venv="$target/py-venv"
+python="${PYTHON:-python3}"
+
+if ! "$venv/bin/python" -c '' 2>/dev/null; then
+  echo "-- creating virtualenv $venv"
+  rm -rf "$venv"
+  if ! "$python" -m venv "$venv"; then
+    # Some distributions ship Python without ensurepip/venv: use virtualenv.
+    rm -rf "$venv"
+    "$python" -m pip install --quiet --user virtualenv \
+      || "$python" -m pip install --quiet --user --break-system-packages virtualenv
+    "$python" -m virtualenv --quiet "$venv"
+  fi
+fi
+py="$venv/bin/python"
+"$py" -m pip install --quiet --disable-pip-version-check --upgrade "maturin>=1.7,<2" pytest
+
+echo "-- building the extension (maturin, release)"
+rm -rf "$target/py-wheels"
+(cd "$crate" && CARGO_TARGET_DIR="$target" "$venv/bin/maturin" build --release \
+  --interpreter "$py" --out "$target/py-wheels" --quiet)
+"$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+  "$target"/py-wheels/buslock-*.whl
+
+echo "-- pytest"
+cd "$crate"
+# Never touch the machine's default lock directory from the tests.
+unset BUSLOCK_DIR BUSLOCK_LEGACY_DIR
+exec "$py" -m pytest -q -p no:cacheprovider tests "$@"
