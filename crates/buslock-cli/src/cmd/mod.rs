@@ -1,0 +1,100 @@
+//! The subcommands, one module each, and what they share.
+
+pub mod doctor;
+pub mod hold;
+pub mod list;
+pub mod run;
+pub mod state;
+pub mod stats;
+pub mod watch;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use buslock::{LockDir, Mutex, MutexGuard, OpenMode, Owner};
+
+use crate::error::CliError;
+use crate::render;
+use crate::signals::{self, Signals};
+
+/// Open an existing lock for inspection: never creates the file, never
+/// takes the lock.
+pub fn open_existing(dir: Option<&Path>, name: &str) -> Result<Mutex, CliError> {
+    buslock::validate_name(name)?;
+    let dir = LockDir::resolve(dir)?;
+    Ok(Mutex::open_in(&dir, name, OpenMode::Existing)?)
+}
+
+/// Open a lock to take it, creating the file if needed.
+pub fn open_for_locking(dir: Option<&Path>, name: &str) -> Result<Mutex, CliError> {
+    buslock::validate_name(name)?;
+    let dir = LockDir::resolve(dir)?;
+    Ok(Mutex::open_in(&dir, name, OpenMode::Create)?)
+}
+
+/// The holder in words: `held by pid 1234 (motor) for 2.31s`.
+pub fn describe_holder(owner: Option<&Owner>) -> String {
+    match owner {
+        None => "it is free now".to_owned(),
+        Some(o) if o.is_alive() => format!(
+            "held by pid {} ({}) for {}",
+            o.pid,
+            o.program,
+            render::duration(o.held_for)
+        ),
+        Some(o) => format!(
+            "its holder pid {} ({}) died holding it ({})",
+            o.pid,
+            o.program,
+            o.state.as_str()
+        ),
+    }
+}
+
+/// Take `m`, waiting at most `timeout` (`None`: forever), giving up within
+/// one 50 ms slice of `SIGINT`, `SIGTERM` or `SIGHUP`.
+///
+/// Says on standard error whom it waits for when standard error is a
+/// terminal.
+pub fn acquire<'m>(
+    m: &'m Mutex,
+    timeout: Option<Duration>,
+    sig: &Signals,
+) -> Result<MutexGuard<'m>, CliError> {
+    if let Some(g) = m.try_lock()? {
+        return Ok(g);
+    }
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "buslock: waiting for lock '{}', {}",
+            m.name(),
+            describe_holder(m.owner()?.as_ref())
+        );
+    }
+    match m.lock_interruptible(timeout, || sig.received().is_some()) {
+        Ok(Some(g)) => Ok(g),
+        Ok(None) => Err(CliError::Timeout {
+            name: m.name().to_owned(),
+            timeout: timeout.unwrap_or_default(),
+            holder: describe_holder(m.owner()?.as_ref()),
+        }),
+        Err(buslock::Error::Interrupted { name }) => {
+            let signal = sig.received().unwrap_or(signals::TERM);
+            Err(CliError::Interrupted {
+                name,
+                signal,
+                signal_name: signals::name(signal),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The standard warning after taking over from a dead holder.
+pub fn died_warning(name: &str) -> String {
+    format!(
+        "the previous holder of lock '{name}' died while holding it; \
+         reset the bus or device before using it"
+    )
+}

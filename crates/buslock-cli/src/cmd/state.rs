@@ -1,0 +1,181 @@
+//! `buslock state NAME`: one lock in full, without taking it.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use buslock::{Mutex, Owner, Stats, Waiter};
+use serde::Serialize;
+
+use crate::error::CliError;
+use crate::exit;
+use crate::model::{HolderJson, LockState, StatsJson, WaiterJson, print_json};
+use crate::procinfo;
+use crate::render::{self, Cell, Style, Table};
+
+/// The JSON shape of `state --json`.
+#[derive(Serialize)]
+struct StateJson {
+    name: String,
+    path: String,
+    state: LockState,
+    holder: Option<HolderJson>,
+    waiters: Vec<WaiterJson>,
+    stats: StatsJson,
+}
+
+/// Show lock `name`; exit 0 when free, 1 when held.
+pub fn run(dir: Option<&Path>, name: &str, json: bool) -> Result<ExitCode, CliError> {
+    let m = super::open_existing(dir, name)?;
+    let owner = m.owner()?;
+    let waiters = m.waiters()?;
+    let stats = m.stats()?;
+    let state = LockState::of(owner.as_ref());
+    let mut out = std::io::stdout().lock();
+    if json {
+        let doc = StateJson {
+            name: name.to_owned(),
+            path: m.path().display().to_string(),
+            state,
+            holder: owner.as_ref().map(HolderJson::from),
+            waiters: waiters.iter().map(WaiterJson::from).collect(),
+            stats: StatsJson::from(&stats),
+        };
+        print_json(&mut out, &doc)?;
+    } else {
+        let text = human(&m, state, owner.as_ref(), &waiters, &stats, Style::detect());
+        out.write_all(text.as_bytes())?;
+    }
+    Ok(ExitCode::from(if state == LockState::Held {
+        exit::HELD
+    } else {
+        exit::OK
+    }))
+}
+
+fn state_word(state: LockState, style: Style) -> String {
+    match state {
+        LockState::Free => style.good("free"),
+        LockState::Held => style.warn("held"),
+        LockState::HolderDied => style.bad("free: its holder died holding it"),
+    }
+}
+
+fn human(
+    m: &Mutex,
+    state: LockState,
+    owner: Option<&Owner>,
+    waiters: &[Waiter],
+    stats: &Stats,
+    style: Style,
+) -> String {
+    let mut s = String::new();
+    let label = |l: &str| style.bold(&format!("{l:<9}"));
+    s += &format!(
+        "{}{}  {}\n",
+        label("lock"),
+        style.bold(m.name()),
+        style.dim(&m.path().display().to_string())
+    );
+    s += &format!("{}{}\n", label("state"), state_word(state, style));
+    if let Some(o) = owner {
+        s += &format!(
+            "{}pid {}  tid {}  program {}\n",
+            label("holder"),
+            o.pid,
+            o.tid,
+            style.bold(&o.program)
+        );
+        s += &format!(
+            "{}since {}, held for {} (process {})\n",
+            label(""),
+            render::timestamp(o.since),
+            render::duration(o.held_for),
+            o.state.as_str()
+        );
+        if !o.is_alive() {
+            s += &format!(
+                "{}{}\n",
+                label(""),
+                style.bad("the next holder will be told that the previous owner died")
+            );
+        }
+        if o.took_over_from_dead {
+            s += &format!("{}took over from a holder that died\n", label(""));
+        }
+        if o.torn {
+            s += &format!(
+                "{}{}\n",
+                label(""),
+                style.warn("record torn: a holder died while writing it")
+            );
+        }
+    }
+    s += &format!("{}{}\n", label("waiters"), waiters.len());
+    if !waiters.is_empty() {
+        let mut t = Table::new(&[">PID", ">TID", "PROGRAM", ">WAITING FOR", "STATE"]);
+        for w in waiters {
+            t.row(vec![
+                w.pid.to_string().into(),
+                w.tid.to_string().into(),
+                procinfo::program(w.pid)
+                    .unwrap_or_else(|| "?".into())
+                    .into(),
+                Cell::styled(render::duration(w.waiting_for), Style::warn),
+                w.state.as_str().into(),
+            ]);
+        }
+        s += &t.render(style, &" ".repeat(9));
+    }
+    s += &stats_text(stats, style);
+    s
+}
+
+/// The statistics block shared by `state` and `stats`.
+pub fn stats_text(stats: &Stats, style: Style) -> String {
+    let label = |l: &str| style.bold(&format!("{l:<9}"));
+    let mut s = String::new();
+    let deaths = if stats.owner_died > 0 {
+        style.bad(&render::plural(stats.owner_died, "holder death"))
+    } else {
+        "0 holder deaths".to_owned()
+    };
+    s += &format!(
+        "{}{}, {} contended ({:.1}%), {}, {}\n",
+        label("stats"),
+        render::plural(stats.acquisitions, "acquisition"),
+        stats.contended,
+        stats.contention_ratio() * 100.0,
+        deaths,
+        render::plural(stats.timeouts, "timeout")
+    );
+    s += &format!("{}since {}\n", label(""), render::timestamp(stats.since));
+    let q = |h: &buslock::Histogram, q| {
+        h.quantile_upper_bound(q)
+            .map_or("-".to_owned(), |d| format!("≤{}", render::duration(d)))
+    };
+    s += &format!(
+        "{}wait p50 {} p99 {}   hold p50 {} p99 {}\n",
+        label(""),
+        q(&stats.wait_histogram, 0.5),
+        q(&stats.wait_histogram, 0.99),
+        q(&stats.hold_histogram, 0.5),
+        q(&stats.hold_histogram, 0.99),
+    );
+    if let Some(l) = &stats.longest_hold {
+        s += &format!(
+            "{}{} by pid {} tid {} ({}) at {}\n",
+            label("longest"),
+            render::duration(l.duration),
+            l.pid,
+            l.tid,
+            l.program,
+            render::timestamp(l.at)
+        );
+    }
+    s += &format!("{}\n", style.bold("wait times (acquisitions that waited)"));
+    s += &render::histogram_bars(&stats.wait_histogram, style, "  ");
+    s += &format!("{}\n", style.bold("hold times"));
+    s += &render::histogram_bars(&stats.hold_histogram, style, "  ");
+    s
+}

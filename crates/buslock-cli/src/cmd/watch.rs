@@ -1,0 +1,292 @@
+//! `buslock watch NAME`: the live trace of a lock.
+//!
+//! Completed holds come from the lock's event ring (every hold, with its
+//! wait and hold time, unless more than 64 finish between two polls: the
+//! gap is reported). Acquisitions are seen by polling the owner record, so
+//! a hold shorter than the poll period may show only its release.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use buslock::{Event, Owner};
+use serde::Serialize;
+
+use crate::cli::WatchArgs;
+use crate::error::CliError;
+use crate::exit;
+use crate::model::{HolderJson, ns_of};
+use crate::render::{self, Style};
+use crate::signals::Signals;
+
+/// How often the lock is polled.
+const POLL: Duration = Duration::from_millis(10);
+
+/// One line of `watch --json`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Line<'a> {
+    Acquire {
+        time: f64,
+        pid: u32,
+        tid: u32,
+        program: &'a str,
+        took_over_from_dead: bool,
+    },
+    Release {
+        time: f64,
+        seq: u64,
+        pid: u32,
+        tid: u32,
+        program: &'a str,
+        acquired: f64,
+        waited_ns: u64,
+        held_ns: u64,
+        previous_owner_died: bool,
+    },
+    Lost {
+        count: u64,
+    },
+    Summary {
+        time: f64,
+        window_ms: f64,
+        holds: u64,
+        contended: u64,
+        held_ms: f64,
+        waited_ms: f64,
+        holder: Option<HolderJson>,
+        waiters: usize,
+    },
+}
+
+#[derive(Default)]
+struct Window {
+    holds: u64,
+    contended: u64,
+    held: Duration,
+    waited: Duration,
+}
+
+impl Window {
+    fn add(&mut self, e: &Event) {
+        self.holds += 1;
+        if !e.waited.is_zero() {
+            self.contended += 1;
+        }
+        self.held += e.held;
+        self.waited += e.waited;
+    }
+}
+
+struct Printer {
+    json: bool,
+    style: Style,
+    out: std::io::Stdout,
+}
+
+impl Printer {
+    fn line(&mut self, line: &Line<'_>) -> Result<(), CliError> {
+        let text = if self.json {
+            serde_json::to_string(line).map_err(std::io::Error::from)?
+        } else {
+            self.human(line)
+        };
+        writeln!(self.out, "{text}")?;
+        Ok(())
+    }
+
+    fn human(&self, line: &Line<'_>) -> String {
+        let t =
+            |secs: f64| render::time_of_day(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs));
+        let s = self.style;
+        match *line {
+            Line::Acquire {
+                time,
+                pid,
+                program,
+                took_over_from_dead,
+                ..
+            } => {
+                let line = format!(
+                    "{}  {}  {pid:>7}  {program:<16}",
+                    t(time),
+                    s.warn("acquire")
+                );
+                if took_over_from_dead {
+                    format!("{line}  {}", s.bad("previous holder died"))
+                } else {
+                    line.trim_end().to_owned()
+                }
+            }
+            Line::Release {
+                time,
+                pid,
+                program,
+                waited_ns,
+                held_ns,
+                previous_owner_died,
+                ..
+            } => format!(
+                "{}  {}  {pid:>7}  {program:<16}  {:>8}  {:>8}{}",
+                t(time),
+                s.good("release"),
+                render::duration(Duration::from_nanos(waited_ns)),
+                render::duration(Duration::from_nanos(held_ns)),
+                if previous_owner_died {
+                    s.bad("  took over from a dead holder")
+                } else {
+                    String::new()
+                }
+            ),
+            Line::Lost { count } => s.warn(&format!(
+                "-- {count} holds finished too fast to show (ring of 64 overrun)"
+            )),
+            Line::Summary {
+                time,
+                window_ms,
+                holds,
+                contended,
+                held_ms,
+                waited_ms,
+                ref holder,
+                waiters,
+            } => {
+                let busy = if window_ms > 0.0 {
+                    (held_ms / window_ms * 100.0).min(100.0)
+                } else {
+                    0.0
+                };
+                let holder = match holder {
+                    Some(h) if h.alive => format!("held by {} ({})", h.pid, h.program),
+                    Some(h) => format!("holder {} ({}) died", h.pid, h.program),
+                    None => "free".to_owned(),
+                };
+                s.dim(&format!(
+                    "-- {}  {} in {}, {contended} waited, busy {busy:.0}%, \
+                     avg wait {}; now {holder}, {waiters} waiting",
+                    t(time),
+                    render::plural(holds, "hold"),
+                    render::duration(Duration::from_secs_f64(window_ms / 1e3)),
+                    render::duration(Duration::from_secs_f64(if contended > 0 {
+                        waited_ms / 1e3 / contended as f64
+                    } else {
+                        0.0
+                    })),
+                ))
+            }
+        }
+    }
+}
+
+fn owner_key(o: &Owner) -> (u32, u32, SystemTime) {
+    (o.pid, o.tid, o.since)
+}
+
+/// Trace the lock until Ctrl-C, `--count` holds or `--for`.
+pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
+    let m = super::open_existing(dir, &args.name)?;
+    let sig = Signals::install()?;
+    let mut p = Printer {
+        json: args.json,
+        style: Style::detect(),
+        out: std::io::stdout(),
+    };
+    let start = Instant::now();
+    // Read the position first: anything after the header line shows up.
+    let mut next = m.event_head();
+    if !args.json {
+        writeln!(
+            p.out,
+            "{}",
+            p.style.bold(&format!(
+                "watching lock '{}' ({}); Ctrl-C to stop; times UTC",
+                args.name,
+                m.path().display()
+            ))
+        )?;
+        writeln!(
+            p.out,
+            "{}",
+            p.style.bold(&format!(
+                "{:<12}  {:<7}  {:>7}  {:<16}  {:>8}  {:>8}",
+                "TIME", "EVENT", "PID", "PROGRAM", "WAITED", "HELD"
+            ))
+        )?;
+    }
+    let mut last_owner = None;
+    let mut seen: u64 = 0;
+    let mut window = Window::default();
+    let mut window_start = Instant::now();
+    // What the last summary said, to skip summaries of idle windows.
+    let mut last_said = None;
+    loop {
+        let (events, head) = m.events_since(next);
+        let mut expected = next;
+        for e in &events {
+            if e.seq > expected {
+                p.line(&Line::Lost {
+                    count: e.seq - expected,
+                })?;
+            }
+            expected = e.seq + 1;
+            window.add(e);
+            p.line(&Line::Release {
+                time: render::unix_seconds(e.acquired + e.held),
+                seq: e.seq,
+                pid: e.pid,
+                tid: e.tid,
+                program: &e.program,
+                acquired: render::unix_seconds(e.acquired),
+                waited_ns: ns_of(e.waited),
+                held_ns: ns_of(e.held),
+                previous_owner_died: e.previous_owner_died,
+            })?;
+            seen += 1;
+            if args.count.is_some_and(|n| seen >= n) {
+                return Ok(ExitCode::from(exit::OK));
+            }
+        }
+        next = head;
+        let owner = m.owner()?.filter(|o| o.is_alive());
+        let key = owner.as_ref().map(owner_key);
+        if key != last_owner {
+            if let Some(o) = &owner {
+                p.line(&Line::Acquire {
+                    time: render::unix_seconds(o.since),
+                    pid: o.pid,
+                    tid: o.tid,
+                    program: &o.program,
+                    took_over_from_dead: o.took_over_from_dead,
+                })?;
+            }
+            last_owner = key;
+        }
+        let window_len = window_start.elapsed();
+        let stop = sig.received().is_some() || args.for_.is_some_and(|d| start.elapsed() >= d);
+        if stop || (!args.interval.is_zero() && window_len >= args.interval) {
+            let holder = m.owner()?;
+            let waiters = m.waiters()?.len();
+            let said = Some((holder.as_ref().map(owner_key), waiters));
+            if stop || window.holds > 0 || said != last_said {
+                p.line(&Line::Summary {
+                    time: render::unix_seconds(SystemTime::now()),
+                    window_ms: render::millis(window_len),
+                    holds: window.holds,
+                    contended: window.contended,
+                    held_ms: render::millis(window.held),
+                    waited_ms: render::millis(window.waited),
+                    holder: holder.as_ref().map(HolderJson::from),
+                    waiters,
+                })?;
+                last_said = said;
+            }
+            window = Window::default();
+            window_start = Instant::now();
+        }
+        if stop {
+            return Ok(ExitCode::from(exit::OK));
+        }
+        std::thread::sleep(POLL);
+    }
+}

@@ -1,0 +1,278 @@
+//! `list`, `state`, `stats`, `watch` and `doctor`: their JSON shapes and
+//! what they report about broken lock directories.
+
+mod support;
+
+use std::path::Path;
+
+use rustix::process::Signal;
+use serde_json::Value;
+use support::{Proc, buslock, run};
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
+}
+
+fn use_lock(dir: &Path, name: &str) {
+    let mut c = buslock(dir);
+    c.args(["run", name, "--", "true"]);
+    assert_eq!(run(c).code(), 0);
+}
+
+const HOLDER_KEYS: [&str; 9] = [
+    "alive",
+    "held_for_ms",
+    "pid",
+    "process_state",
+    "program",
+    "since",
+    "tid",
+    "took_over_from_dead",
+    "torn",
+];
+
+const STATS_KEYS: [&str; 15] = [
+    "acquisitions",
+    "contended",
+    "contention_ratio",
+    "hold_histogram",
+    "hold_p50_ns",
+    "hold_p99_ns",
+    "longest_hold",
+    "owner_died",
+    "since",
+    "timeouts",
+    "total_hold_ns",
+    "total_wait_ns",
+    "wait_histogram",
+    "wait_p50_ns",
+    "wait_p99_ns",
+];
+
+#[test]
+fn json_outputs_parse_with_the_documented_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    use_lock(dir.path(), "SPI");
+    use_lock(dir.path(), "I2C-1");
+    let mut h = {
+        let mut c = buslock(dir.path());
+        c.args(["hold", "SPI"]);
+        Proc::spawn(c)
+    };
+    h.expect_line(|l| l.starts_with("holding"));
+
+    let mut c = buslock(dir.path());
+    c.args(["state", "SPI", "--json"]);
+    let s = run(c).json();
+    assert_eq!(
+        keys(&s),
+        ["holder", "name", "path", "state", "stats", "waiters"]
+    );
+    assert_eq!(keys(&s["holder"]), HOLDER_KEYS);
+    assert_eq!(keys(&s["stats"]), STATS_KEYS);
+    let bucket = &s["stats"]["hold_histogram"][0];
+    assert_eq!(keys(bucket), ["count", "lower_ns", "upper_ns"]);
+    assert_eq!(
+        keys(&s["stats"]["longest_hold"]),
+        ["at", "duration_ns", "pid", "program", "tid"]
+    );
+
+    let mut c = buslock(dir.path());
+    c.args(["list", "--json"]);
+    let l = run(c).json();
+    assert_eq!(keys(&l), ["dir", "dir_source", "locks", "problems"]);
+    assert_eq!(l["dir_source"], "from BUSLOCK_DIR");
+    let locks = l["locks"].as_array().unwrap();
+    let names: Vec<&str> = locks.iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["I2C-1", "SPI"]);
+    assert_eq!(
+        keys(&locks[1]),
+        [
+            "acquisitions",
+            "contended",
+            "contention_ratio",
+            "holder",
+            "name",
+            "owner_died",
+            "path",
+            "state",
+            "waiters"
+        ]
+    );
+    assert_eq!(locks[1]["state"], "held");
+    assert_eq!(locks[1]["holder"]["pid"], h.pid());
+    assert_eq!(locks[0]["state"], "free");
+    assert_eq!(locks[0]["holder"], Value::Null);
+
+    let mut c = buslock(dir.path());
+    c.args(["stats", "I2C-1", "--json"]);
+    let st = run(c).json();
+    assert_eq!(keys(&st), ["name", "reset", "stats"]);
+    assert_eq!(st["stats"]["acquisitions"], 1);
+
+    let mut c = buslock(dir.path());
+    c.args(["doctor", "--json"]);
+    let d = run(c).json();
+    assert_eq!(keys(&d), ["checks", "dir", "dir_source", "problems"]);
+    assert_eq!(keys(&d["checks"][0]), ["level", "message", "subject"]);
+
+    // watch --json: the current holder's acquire line, then its release.
+    let mut c = buslock(dir.path());
+    c.args(["watch", "SPI", "--json", "--count", "1", "--interval", "0s"]);
+    let mut w = Proc::spawn(c);
+    let acquire: Value = serde_json::from_str(&w.expect_line(|_| true)).unwrap();
+    assert_eq!(
+        keys(&acquire),
+        [
+            "pid",
+            "program",
+            "tid",
+            "time",
+            "took_over_from_dead",
+            "type"
+        ]
+    );
+    assert_eq!(acquire["type"], "acquire");
+    assert_eq!(acquire["pid"], h.pid());
+    h.signal(Signal::INT);
+    assert_eq!(h.finish().code(), 0);
+    let out = w.finish();
+    assert_eq!(out.code(), 0, "{out:?}");
+    let release: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        keys(&release),
+        [
+            "acquired",
+            "held_ns",
+            "pid",
+            "previous_owner_died",
+            "program",
+            "seq",
+            "tid",
+            "time",
+            "type",
+            "waited_ns"
+        ]
+    );
+    assert_eq!(release["type"], "release");
+    assert_eq!(release["program"], "buslock");
+}
+
+#[test]
+fn watch_prints_one_line_per_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    use_lock(dir.path(), "SPI");
+    let mut c = buslock(dir.path());
+    c.args(["watch", "SPI", "--count", "3"]);
+    let mut w = Proc::spawn(c);
+    w.expect_line(|l| l.starts_with("TIME"));
+    for _ in 0..3 {
+        use_lock(dir.path(), "SPI");
+    }
+    let out = w.finish();
+    assert_eq!(out.code(), 0, "{out:?}");
+    let releases = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" release "))
+        .count();
+    assert_eq!(releases, 3, "{}", out.stdout);
+}
+
+#[test]
+fn stats_reset_zeroes_the_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    use_lock(dir.path(), "SPI");
+    use_lock(dir.path(), "SPI");
+    let mut c = buslock(dir.path());
+    c.args(["stats", "SPI", "--reset"]);
+    let out = run(c);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("2 acquisitions"), "{out:?}");
+    let mut c = buslock(dir.path());
+    c.args(["stats", "SPI", "--json"]);
+    assert_eq!(run(c).json()["stats"]["acquisitions"], 0);
+}
+
+#[test]
+fn doctor_and_list_report_a_corrupt_file_and_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    use_lock(dir.path(), "SPI");
+    std::fs::write(dir.path().join("BROKEN.lock"), vec![0xAB; 8192]).unwrap();
+    std::fs::write(dir.path().join("SHORT.lock"), b"not a lock").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("LINK.lock")).unwrap();
+
+    let mut c = buslock(dir.path());
+    c.arg("doctor");
+    let out = run(c);
+    assert_eq!(out.code(), 1, "problems found: {out:?}");
+    let line = |file: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.contains(&format!("{file}:")) && !l.starts_with("ok"))
+            .unwrap_or_else(|| panic!("no finding for {file}: {}", out.stdout))
+            .to_owned()
+    };
+    assert!(line("BROKEN.lock").starts_with("error"), "{}", out.stdout);
+    assert!(line("SHORT.lock").contains("8192"), "{}", out.stdout);
+    let link = line("LINK.lock");
+    assert!(
+        link.starts_with("error") && link.contains("symbolic link"),
+        "{link}"
+    );
+    assert!(link.contains("rm "), "says how to fix: {link}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("ok") && l.contains("SPI.lock: valid")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("3 problem(s) found"), "{}", out.stdout);
+
+    let mut c = buslock(dir.path());
+    c.args(["list", "--json"]);
+    let l = run(c).json();
+    assert_eq!(l["locks"].as_array().unwrap().len(), 1);
+    let problems: Vec<&str> = l["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(problems, ["BROKEN.lock", "LINK.lock", "SHORT.lock"]);
+    // Nothing was changed or created by looking.
+    assert_eq!(
+        std::fs::read(dir.path().join("BROKEN.lock")).unwrap(),
+        vec![0xAB; 8192]
+    );
+}
+
+#[test]
+fn doctor_reports_a_dead_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = buslock(dir.path());
+    c.args(["hold", "SPI"]);
+    let mut h = Proc::spawn(c);
+    h.expect_line(|l| l.starts_with("holding"));
+    h.signal(Signal::KILL);
+    let _ = h.finish();
+    let mut c = buslock(dir.path());
+    c.arg("doctor");
+    let out = run(c);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("warn") && l.contains("no longer exists")),
+        "{}",
+        out.stdout
+    );
+}

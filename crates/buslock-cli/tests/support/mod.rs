@@ -1,0 +1,183 @@
+//! Running the real `buslock` binary under watchdogs.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_buslock");
+
+/// Every wait in these tests gives up (and fails) after this long.
+pub const WATCHDOG: Duration = Duration::from_secs(20);
+
+/// A `buslock` command using lock directory `dir` through `BUSLOCK_DIR`.
+pub fn buslock(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("BUSLOCK_DIR", dir).env("NO_COLOR", "1");
+    c
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Output {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// The exit code (panics if killed by a signal).
+    pub fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal: {self:?}"))
+    }
+
+    /// Standard output parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// A running command whose output lines can be awaited.
+pub struct Proc {
+    /// The process.
+    pub child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    reader: Option<JoinHandle<()>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Proc {
+    /// Start `cmd` with piped output.
+    pub fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn buslock");
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let (tx, lines) = channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        Proc {
+            child,
+            lines,
+            seen: Vec::new(),
+            reader: Some(reader),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for an output line satisfying `pred`; fail after [`WATCHDOG`].
+    pub fn expect_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + WATCHDOG;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no expected line ({e}); saw {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Send `sig`.
+    pub fn signal(&self, sig: Signal) {
+        kill_process(Pid::from_child(&self.child), sig).expect("send signal");
+    }
+
+    /// Wait for the end (killing it and failing after [`WATCHDOG`]) and
+    /// collect all output.
+    pub fn finish(mut self) -> Output {
+        let status = wait_with_watchdog(&mut self.child);
+        self.reader.take().unwrap().join().unwrap();
+        let mut stdout: Vec<String> = std::mem::take(&mut self.seen);
+        stdout.extend(self.lines.try_iter());
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        Output {
+            status,
+            stdout: stdout.iter().map(|l| format!("{l}\n")).collect(),
+            stderr,
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Wait for `child`, killing it and failing the test after [`WATCHDOG`].
+pub fn wait_with_watchdog(child: &mut Child) -> ExitStatus {
+    let end = Instant::now() + WATCHDOG;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "process {} still running after {WATCHDOG:?}; killed",
+                child.id()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Run `cmd` to completion under the watchdog.
+pub fn run(cmd: Command) -> Output {
+    Proc::spawn(cmd).finish()
+}
+
+/// Poll `f` every 10 ms until it returns `Some`; fail after [`WATCHDOG`].
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + WATCHDOG;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
