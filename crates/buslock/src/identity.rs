@@ -33,8 +33,8 @@ pub struct Me {
     pub tid: u32,
     /// Process start time, clock ticks after boot.
     pub start_time: u64,
-    /// Program name, NUL-padded.
-    pub program: &'static [u8; TEXT_BYTES],
+    /// Program name (or the handle's label), NUL-padded.
+    pub program: [u8; TEXT_BYTES],
 }
 
 /// The calling thread's identity; a few loads once warmed up.
@@ -48,7 +48,7 @@ pub fn me() -> Me {
         pid,
         tid: tid(),
         start_time: START_TIME.load(Ordering::Relaxed),
-        program: PROGRAM.get_or_init(program_name),
+        program: *PROGRAM.get_or_init(program_name),
     }
 }
 
@@ -63,7 +63,7 @@ fn me_slow() -> Me {
         pid,
         tid: tid(),
         start_time: start,
-        program: PROGRAM.get_or_init(program_name),
+        program: *PROGRAM.get_or_init(program_name),
     }
 }
 

@@ -53,19 +53,27 @@ impl Owner {
 /// Write `me` as the holder. Called under the lock.
 ///
 /// The process fields (pid, start time, program) are rewritten only when
-/// they change, so a process re-taking its own lock stores five words.
+/// they change (or the handle has a label), so a process re-taking its own
+/// lock stores five words.
 #[inline]
-pub(crate) fn write(rec: &OwnerRecord, me: &Me, acquired_ns: u64, owner_died: bool) {
+pub(crate) fn write(
+    rec: &OwnerRecord,
+    me: &Me,
+    acquired_ns: u64,
+    owner_died: bool,
+    labelled: bool,
+) {
     let seq = rec.seq.load(Ordering::Relaxed);
     rec.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
     fence(Ordering::Release);
     if owner_died
+        || labelled
         || rec.pid.load(Ordering::Relaxed) != me.pid
         || rec.start_time.load(Ordering::Relaxed) != me.start_time
     {
         rec.pid.store(me.pid, Ordering::Relaxed);
         rec.start_time.store(me.start_time, Ordering::Relaxed);
-        rec.program.store(me.program);
+        rec.program.store(&me.program);
     }
     rec.tid.store(me.tid, Ordering::Relaxed);
     rec.flags.store(

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::clock;
 use crate::identity::{Me, ProcessState, process_state};
-use crate::raw::layout::{WaiterSlot, ident, split_ident};
+use crate::raw::layout::{WaiterSlot, ident, split_ident, text_string};
 
 /// A process (thread) waiting for a lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct Waiter {
     pub tid: u32,
     /// Process start time, clock ticks after boot.
     pub start_time: u64,
+    /// Program name (or its handle's label).
+    pub program: String,
     /// When it started waiting.
     pub since: SystemTime,
     /// How long it has waited, as of this read.
@@ -48,6 +50,7 @@ impl<'a> WaiterEntry<'a> {
                 slot.since_mono_ns.store(since_mono_ns, Ordering::Relaxed);
                 slot.since_real_ns
                     .store(clock::to_realtime_ns(since_mono_ns), Ordering::Relaxed);
+                slot.program.store(&me.program);
                 slot.start_time.store(me.start_time, Ordering::Release);
                 return WaiterEntry {
                     slot: Some((slot, id)),
@@ -71,8 +74,17 @@ impl Drop for WaiterEntry<'_> {
     }
 }
 
-/// List live waiters, oldest first, freeing slots of dead waiters.
-pub(crate) fn list(slots: &[WaiterSlot]) -> Vec<Waiter> {
+/// Which slots [`scan`] returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// Live waiters; slots of dead ones are freed.
+    Live,
+    /// Slots left by waiters that died, left in place.
+    Stale,
+}
+
+/// List waiters, longest waiting first.
+pub(crate) fn scan(slots: &[WaiterSlot], which: Scan) -> Vec<Waiter> {
     let now_mono = clock::monotonic_ns_syscall();
     let mut out = Vec::new();
     for slot in slots {
@@ -83,21 +95,25 @@ pub(crate) fn list(slots: &[WaiterSlot]) -> Vec<Waiter> {
         let start_time = slot.start_time.load(Ordering::Acquire);
         let since_mono = slot.since_mono_ns.load(Ordering::Relaxed);
         let since_real = slot.since_real_ns.load(Ordering::Relaxed);
+        let program = slot.program.load();
         if slot.ident.load(Ordering::Acquire) != id || start_time == 0 {
             continue; // changing hands, or still being filled in
         }
         let (pid, tid) = split_ident(id);
         let state = process_state(pid, start_time);
-        if !state.is_alive() {
-            let _ = slot
-                .ident
-                .compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed);
+        if state.is_alive() != (which == Scan::Live) {
+            if which == Scan::Live {
+                let _ = slot
+                    .ident
+                    .compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed);
+            }
             continue;
         }
         out.push(Waiter {
             pid,
             tid,
             start_time,
+            program: text_string(&program),
             since: UNIX_EPOCH + Duration::from_nanos(since_real),
             waiting_for: Duration::from_nanos(now_mono.saturating_sub(since_mono)),
             state,

@@ -379,3 +379,45 @@ fn buslock_dir_chooses_the_directory_and_a_missing_one_is_an_error() {
         "a missing BUSLOCK_DIR must not be created"
     );
 }
+
+#[test]
+fn a_killed_waiter_leaves_a_stale_entry_that_readers_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mutex::builder(NAME)
+        .dir(dir.path())
+        .label("inspector")
+        .open()
+        .unwrap();
+    let g = m.lock().unwrap();
+    assert_eq!(m.owner().unwrap().unwrap().program, "inspector");
+    let mut waiter = Helper::spawn("wait", dir.path(), &[]);
+    waiter.expect("waiting");
+    let pid = waiter.pid();
+    wait_until("the waiter to queue", || {
+        m.waiters().unwrap().iter().any(|w| w.pid == pid)
+    });
+    let listed = m.waiters().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let exe_name = exe.file_name().unwrap().to_string_lossy();
+    assert!(exe_name.starts_with(&listed[0].program), "{listed:?}");
+    assert!(m.stale_waiters().unwrap().is_empty());
+
+    waiter.kill();
+    let stale = m.stale_waiters().unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(stale[0].pid, pid);
+    assert_eq!(stale[0].state, ProcessState::Gone);
+    assert!(
+        m.stale_waiters().unwrap().len() == 1,
+        "looking does not remove"
+    );
+    assert!(
+        m.waiters().unwrap().is_empty(),
+        "a dead waiter is not a waiter"
+    );
+    assert!(
+        m.stale_waiters().unwrap().is_empty(),
+        "waiters() removed it"
+    );
+    drop(g);
+}

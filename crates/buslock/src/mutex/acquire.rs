@@ -9,7 +9,7 @@ use super::{CHECK_INTERVAL, Held, MAX_GENERATIONS, Mutex, Wait, timespec};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{self, HoldRecord};
-use crate::identity::{self, Me};
+use crate::identity::Me;
 use crate::legacy::{LegacyFailure, LegacyWait};
 use crate::lockfile::{LockFile, OpenMode};
 use crate::owner;
@@ -60,7 +60,7 @@ impl Mutex {
     #[cold]
     fn acquire_slow(&self, wait: Wait<'_>, mut taken: Option<Taken>) -> Result<Option<Held>> {
         clock::refine();
-        let me = identity::me();
+        let me = self.me();
         let start = clock::now_ns();
         let start_sys = clock::monotonic_ns_syscall();
         let deadline =
@@ -131,7 +131,13 @@ impl Mutex {
                     self.recover(generation)?;
                 }
                 let owner_died = owner_died || owner::death_pending(&page.owner);
-                owner::write(&page.owner, &me, clock::now_ns(), owner_died);
+                owner::write(
+                    &page.owner,
+                    &me,
+                    clock::now_ns(),
+                    owner_died,
+                    self.label.is_some(),
+                );
                 let legacy_wait = if try_only {
                     LegacyWait::Try
                 } else if end.is_none() && interrupted.is_none() {
@@ -301,13 +307,13 @@ impl Mutex {
         wait_start: Option<u64>,
         owner_died: bool,
     ) -> Held {
-        let me = identity::me();
+        let me = self.me();
         let page = file.map.page();
         // A holder that died before a legacy-lock failure handed the lock
         // on: report its death now.
         let owner_died = owner_died || owner::death_pending(&page.owner);
         let waited = wait_start.map(|s| now.saturating_sub(s));
-        owner::write(&page.owner, &me, now, owner_died);
+        owner::write(&page.owner, &me, now, owner_died, self.label.is_some());
         stats::on_acquire(&page.stats, waited, owner_died);
         self.held.store(true, Ordering::Relaxed);
         Held {

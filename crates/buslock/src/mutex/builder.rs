@@ -6,6 +6,7 @@ use super::Mutex;
 use crate::error::Result;
 use crate::legacy::LegacyLock;
 use crate::lockfile::{LockDir, OpenMode, validate_name};
+use crate::raw::layout::text_bytes;
 
 /// Configures how a [`Mutex`] is opened.
 ///
@@ -21,6 +22,7 @@ pub struct Builder {
     dir: Option<PathBuf>,
     mode: OpenMode,
     legacy: Option<PathBuf>,
+    label: Option<String>,
 }
 
 impl Builder {
@@ -30,7 +32,24 @@ impl Builder {
             dir: None,
             mode: OpenMode::Create,
             legacy: None,
+            label: None,
         }
+    }
+
+    /// Show `label` (at most 32 bytes) instead of the program name as the
+    /// holder, waiter and in events, e.g. the command that `buslock run`
+    /// runs, or a role such as `motor` when one program has several.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let spi = buslock::Mutex::builder("SPI").dir(dir.path()).label("motor").open()?;
+    /// let guard = spi.lock()?;
+    /// assert_eq!(spi.owner()?.unwrap().program, "motor");
+    /// # Ok::<(), buslock::Error>(())
+    /// ```
+    pub fn label(mut self, label: &str) -> Self {
+        self.label = Some(label.to_owned());
+        self
     }
 }
 
@@ -85,6 +104,8 @@ impl Builder {
         validate_name(&self.name)?;
         let dir = LockDir::resolve(self.dir.as_deref())?;
         let legacy = self.legacy.as_deref().map(LegacyLock::open).transpose()?;
-        Mutex::open_with(dir, &self.name, self.mode, legacy)
+        let mut mutex = Mutex::open_with(dir, &self.name, self.mode, legacy)?;
+        mutex.label = self.label.as_deref().map(text_bytes);
+        Ok(mutex)
     }
 }

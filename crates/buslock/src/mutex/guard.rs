@@ -76,9 +76,11 @@ impl MutexGuard<'_> {
         self.held.waited()
     }
 
-    /// Which lock file generation the guard holds.
-    pub(super) fn generation(&self) -> usize {
-        self.held.generation
+    /// Zero the lock's statistics while holding it (see
+    /// [`Mutex::reset_stats`], which takes the lock itself).
+    pub fn reset_stats(&self) {
+        let page = self.mutex.file(self.held.generation).map.page();
+        crate::stats::reset(&page.stats, crate::clock::realtime_ns_syscall());
     }
 
     /// The mutex this guard holds.

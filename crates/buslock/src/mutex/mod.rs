@@ -21,6 +21,7 @@ use crate::identity;
 use crate::legacy::LegacyLock;
 use crate::lockfile::{LockDir, LockFile, OpenMode, validate_name};
 use crate::owner::{self, Owner};
+use crate::raw::layout::TEXT_BYTES;
 use crate::raw::{LockPage, RawError};
 use crate::stats::{self, Stats};
 use crate::waiters::{self, Waiter};
@@ -116,6 +117,9 @@ pub struct Mutex {
     /// Serialises moving to a new file within this process.
     moving: StdMutex<()>,
     legacy: Option<LegacyLock>,
+    /// Shown instead of the program name in the owner record, waiters and
+    /// events.
+    label: Option<[u8; TEXT_BYTES]>,
     /// Set while a thread holds the lock through this handle (written only
     /// under the lock), so that dropping the handle while a guard was leaked
     /// keeps the memory mapped for the kernel's robust list.
@@ -197,8 +201,19 @@ impl Mutex {
             moving: StdMutex::new(()),
             attention: AtomicBool::new(false),
             legacy,
+            label: None,
             held: AtomicBool::new(false),
         })
+    }
+
+    /// The calling thread's identity as this handle records it.
+    #[inline]
+    fn me(&self) -> identity::Me {
+        let mut me = identity::me();
+        if let Some(label) = &self.label {
+            me.program = *label;
+        }
+        me
     }
 
     /// The lock's name.
@@ -425,7 +440,17 @@ impl Mutex {
     ///
     /// None at present; reserved for checks of the file.
     pub fn waiters(&self) -> Result<Vec<Waiter>> {
-        Ok(waiters::list(&self.page().waiters))
+        Ok(waiters::scan(&self.page().waiters, waiters::Scan::Live))
+    }
+
+    /// Entries of the waiters table left by waiters that died, without
+    /// removing them (for diagnostics; [`Mutex::waiters`] removes them).
+    ///
+    /// # Errors
+    ///
+    /// None at present; reserved for checks of the file.
+    pub fn stale_waiters(&self) -> Result<Vec<Waiter>> {
+        Ok(waiters::scan(&self.page().waiters, waiters::Scan::Stale))
     }
 
     /// Completed holds numbered `from` and later that are still in the
@@ -446,12 +471,7 @@ impl Mutex {
     ///
     /// As [`Mutex::lock`].
     pub fn reset_stats(&self) -> Result<()> {
-        let guard = self.lock()?;
-        stats::reset(
-            &self.file(guard.generation()).map.page().stats,
-            clock::realtime_ns_syscall(),
-        );
-        drop(guard);
+        self.lock()?.reset_stats();
         Ok(())
     }
 }

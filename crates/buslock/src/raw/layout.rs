@@ -11,9 +11,9 @@
 //! | 128    | 64   | [`RawMutex`]: robust PI pthread mutex | glibc and the kernel | glibc and the kernel |
 //! | 192    | 64   | [`OwnerRecord`]: pid, tid, process start time, program, acquired at; seqlock | the holder, under the lock | anyone, without the lock |
 //! | 256    | 640  | [`StatsBlock`]: counters, wait/hold histograms, longest hold | the holder, under the lock | anyone |
-//! | 896    | 1024 | [`WAITER_SLOTS`] × [`WaiterSlot`]: who waits since when | each waiter, its own slot | anyone |
-//! | 1920   | 5184 | [`EventRing`]: the last [`EVENT_SLOTS`] holds | the holder at release | `buslock watch` |
-//! | 7104   | 1088 | unused, zero | | |
+//! | 896    | 2048 | [`WAITER_SLOTS`] × [`WaiterSlot`]: who waits (program) since when | each waiter, its own slot | anyone |
+//! | 2944   | 5184 | [`EventRing`]: the last [`EVENT_SLOTS`] holds | the holder at release | `buslock watch` |
+//! | 8128   | 64   | unused, zero | | |
 //!
 //! Init states: `0` never initialised, `1` being initialised (its
 //! initialiser holds an `flock` on the file; if it died the next opener
@@ -191,7 +191,7 @@ pub fn hist_bucket(ns: u64) -> usize {
 }
 
 /// One entry of the waiters table. `ident` is claimed by compare-and-swap
-/// from 0; the other fields follow. A waiter that dies leaves its slot; a
+/// from 0; the other fields follow, `start_time` last. A waiter that dies leaves its slot; a
 /// reader recognises it because `pid`/`start_time` match no live process.
 #[repr(C)]
 pub struct WaiterSlot {
@@ -203,6 +203,8 @@ pub struct WaiterSlot {
     pub since_mono_ns: AtomicU64,
     /// When it started waiting, ns since the epoch.
     pub since_real_ns: AtomicU64,
+    /// Waiter program name (or its handle's label).
+    pub program: Text,
 }
 
 /// One completed hold, written at release.
@@ -304,8 +306,8 @@ mod tests {
         assert_eq!(offset_of!(LockPage, owner), 192);
         assert_eq!(offset_of!(LockPage, stats), 256);
         assert_eq!(offset_of!(LockPage, waiters), 896);
-        assert_eq!(offset_of!(LockPage, events), 1920);
-        assert_eq!(size_of::<LockPage>(), 1920 + 5184);
+        assert_eq!(offset_of!(LockPage, events), 2944);
+        assert_eq!(size_of::<LockPage>(), 2944 + 5184);
         assert_eq!(offset_of!(Header, version), 8);
         assert_eq!(offset_of!(Header, init_state), 12);
         assert_eq!(offset_of!(Header, pid_ns), 24);
