@@ -14,7 +14,6 @@ mod demo;
 mod error;
 mod exit;
 mod model;
-mod procinfo;
 mod render;
 mod signals;
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 use buslock::{Histogram, Owner, Stats, Waiter};
 use serde::Serialize;
 
-use crate::procinfo;
 use crate::render::{millis, unix_seconds};
 
 fn ns(d: Duration) -> u64 {
@@ -100,7 +99,7 @@ impl From<&Waiter> for WaiterJson {
         WaiterJson {
             pid: w.pid,
             tid: w.tid,
-            program: procinfo::program(w.pid),
+            program: Some(w.program.clone()),
             since: unix_seconds(w.since),
             waiting_for_ms: millis(w.waiting_for),
             process_state: w.state.as_str(),

@@ -286,3 +286,20 @@ fn sigterm_to_run_is_forwarded_and_the_lock_released_after_the_command() {
     let (code, s) = state_json(dir.path(), "SPI");
     assert_eq!((code, s["state"].as_str()), (0, Some("free")));
 }
+
+#[test]
+fn run_shows_the_command_as_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = buslock(dir.path());
+    c.args(["run", "SPI", "--", "sh", "-c", "echo inside; exec sleep 30"]);
+    let mut p = Proc::spawn(c);
+    p.expect_line(|l| l == "inside");
+    let (code, s) = state_json(dir.path(), "SPI");
+    assert_eq!(code, 1, "{s}");
+    assert_eq!(s["holder"]["program"], "sh", "{s}");
+    assert_eq!(s["holder"]["pid"], p.pid(), "{s}");
+    p.signal(Signal::TERM);
+    let _ = p.finish();
+    let (code, _) = state_json(dir.path(), "SPI");
+    assert_eq!(code, 0, "released once the command ended");
+}

@@ -6,10 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
-use buslock::lockfile::LockFile;
-use buslock::raw::layout::split_ident;
 use buslock::{LockDir, Mutex, OpenMode};
 use rustix::fs::Access;
 use serde::Serialize;
@@ -187,26 +184,6 @@ fn check_dir(dir: &LockDir, r: &mut Report) {
 }
 
 fn check_lock(dir: &LockDir, file: &str, name: &str, meta: &std::fs::Metadata, r: &mut Report) {
-    let lf = match LockFile::open(dir, name, OpenMode::Existing) {
-        Ok(lf) => lf,
-        Err(e) => {
-            r.add(file, Level::Error, e.to_string());
-            return;
-        }
-    };
-    let stale = lf
-        .map
-        .page()
-        .waiters
-        .iter()
-        .filter(|s| {
-            let ident = s.ident.load(Ordering::Acquire);
-            let start = s.start_time.load(Ordering::Acquire);
-            ident != 0
-                && start != 0
-                && !buslock::identity::process_state(split_ident(ident).0, start).is_alive()
-        })
-        .count();
     let m = match Mutex::open_in(dir, name, OpenMode::Existing) {
         Ok(m) => m,
         Err(e) => {
@@ -214,6 +191,7 @@ fn check_lock(dir: &LockDir, file: &str, name: &str, meta: &std::fs::Metadata, r
             return;
         }
     };
+    let stale = m.stale_waiters().map(|w| w.len()).unwrap_or(0);
     let owner = m.owner().ok().flatten();
     let state = match &owner {
         None => "free".to_owned(),

@@ -18,7 +18,7 @@ const POLL: Duration = Duration::from_millis(10);
 /// or a signal arrives, release it.
 pub fn run(dir: Option<&Path>, args: &HoldArgs) -> Result<ExitCode, CliError> {
     let sig = Signals::install()?;
-    let m = super::open_for_locking(dir, &args.name)?;
+    let m = super::open_for_locking(dir, &args.name, None)?;
     let guard = super::acquire(&m, args.timeout, &sig)?;
     let start = Instant::now();
     let style = Style::detect();

@@ -26,11 +26,21 @@ pub fn open_existing(dir: Option<&Path>, name: &str) -> Result<Mutex, CliError> 
     Ok(Mutex::open_in(&dir, name, OpenMode::Existing)?)
 }
 
-/// Open a lock to take it, creating the file if needed.
-pub fn open_for_locking(dir: Option<&Path>, name: &str) -> Result<Mutex, CliError> {
-    buslock::validate_name(name)?;
-    let dir = LockDir::resolve(dir)?;
-    Ok(Mutex::open_in(&dir, name, OpenMode::Create)?)
+/// Open a lock to take it, creating the file if needed. `label` is what
+/// others see as the holder's program (default: `buslock`).
+pub fn open_for_locking(
+    dir: Option<&Path>,
+    name: &str,
+    label: Option<&str>,
+) -> Result<Mutex, CliError> {
+    let mut builder = Mutex::builder(name);
+    if let Some(dir) = dir {
+        builder = builder.dir(dir);
+    }
+    if let Some(label) = label {
+        builder = builder.label(label);
+    }
+    Ok(builder.open()?)
 }
 
 /// The holder in words: `held by pid 1234 (motor) for 2.31s`.

@@ -24,7 +24,11 @@ const POLL: Duration = Duration::from_millis(5);
 /// Take the lock, run the command, release, exit with its status.
 pub fn run(dir: Option<&Path>, args: &RunArgs) -> Result<ExitCode, CliError> {
     let sig = Signals::install()?;
-    let m = super::open_for_locking(dir, &args.name)?;
+    // Others see the command, not `buslock`, as the holder.
+    let label = Path::new(&args.command[0])
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let m = super::open_for_locking(dir, &args.name, label.as_deref())?;
     let guard = super::acquire(&m, args.timeout, &sig)?;
     if guard.previous_owner_died() {
         eprintln!("buslock: {}", super::died_warning(&args.name));

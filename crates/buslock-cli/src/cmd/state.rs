@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::error::CliError;
 use crate::exit;
 use crate::model::{HolderJson, LockState, StatsJson, WaiterJson, print_json};
-use crate::procinfo;
 use crate::render::{self, Cell, Style, Table};
 
 /// The JSON shape of `state --json`.
@@ -118,9 +117,7 @@ fn human(
             t.row(vec![
                 w.pid.to_string().into(),
                 w.tid.to_string().into(),
-                procinfo::program(w.pid)
-                    .unwrap_or_else(|| "?".into())
-                    .into(),
+                w.program.clone().into(),
                 Cell::styled(render::duration(w.waiting_for), Style::warn),
                 w.state.as_str().into(),
             ]);

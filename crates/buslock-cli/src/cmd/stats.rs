@@ -25,13 +25,11 @@ pub fn run(dir: Option<&Path>, args: &StatsArgs) -> Result<ExitCode, CliError> {
     let m = super::open_existing(dir, &args.name)?;
     let stats = m.stats()?;
     if args.reset {
-        // Mutex::reset_stats blocks in lock() without a timeout; wait for
-        // the lock interruptibly first, then reset right after releasing
-        // it (a small window in which another holder may slip in).
+        // Wait for the lock interruptibly, then reset while holding it.
         let sig = Signals::install()?;
         let guard = super::acquire(&m, Some(args.timeout), &sig)?;
+        guard.reset_stats();
         drop(guard);
-        m.reset_stats()?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -72,7 +72,7 @@ impl Rng {
 
 /// Run transactions until the demo's end.
 pub fn run(dir: Option<&Path>, a: &WorkerArgs) -> Result<ExitCode, CliError> {
-    let m = crate::cmd::open_for_locking(dir, &a.lock)?;
+    let m = crate::cmd::open_for_locking(dir, &a.lock, None)?;
     let bus = Bus::open(&a.bus).map_err(CliError::io(format!("open '{}'", a.bus.display())))?;
     let mut log = OpenOptions::new()
         .create(true)
