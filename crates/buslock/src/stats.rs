@@ -95,9 +95,12 @@ impl Histogram {
         (Duration::from_nanos(lower), upper)
     }
 
-    /// Total number of samples.
+    /// Total number of samples (saturating: the counts come from shared
+    /// memory that any user of the lock can write).
     pub fn count(&self) -> u64 {
-        self.buckets.iter().sum()
+        self.buckets
+            .iter()
+            .fold(0u64, |sum, &n| sum.saturating_add(n))
     }
 
     /// An upper bound for the `q` quantile (0.0..=1.0): the upper edge of
@@ -108,9 +111,9 @@ impl Histogram {
             return None;
         }
         let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
+        let mut seen: u64 = 0;
         for (i, &n) in self.buckets.iter().enumerate() {
-            seen += n;
+            seen = seen.saturating_add(n);
             if seen >= rank {
                 let (lower, upper) = Self::bounds(i);
                 return Some(upper.unwrap_or(lower));

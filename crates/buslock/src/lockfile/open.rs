@@ -134,30 +134,30 @@ impl LockFile {
         let path = dir.path().join(&file_name);
         let flags =
             OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-        let fd = match openat(dir.fd(), file_name.as_str(), flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) if mode == OpenMode::Create => {
-                let perm = file_mode_for(dir);
-                match openat(
-                    dir.fd(),
-                    file_name.as_str(),
-                    flags | OFlags::CREATE | OFlags::EXCL,
-                    perm,
-                ) {
-                    Ok(fd) => {
-                        // O_CREAT applied the umask; every user of the lock
-                        // needs the intended mode.
-                        fchmod(&fd, perm).map_err(|e| open_errno(&path, "set the mode of", e))?;
-                        fd
-                    }
-                    // Another process created it first: open that one.
-                    Err(Errno::EXIST) => openat(dir.fd(), file_name.as_str(), flags, Mode::empty())
-                        .map_err(|e| open_errno(&path, "open", e))?,
-                    Err(e) => return Err(open_errno(&path, "create", e)),
-                }
+        // Bounded retries: a file created by someone else between our two
+        // opens may be gone again by the time we open it.
+        let mut rounds = 0;
+        let fd = loop {
+            rounds += 1;
+            match openat(dir.fd(), file_name.as_str(), flags, Mode::empty()) {
+                Ok(fd) => break fd,
+                Err(Errno::NOENT) if mode == OpenMode::Create => {}
+                Err(Errno::NOENT) => return Err(Error::NotFound { path }),
+                Err(e) => return Err(open_errno(&path, "open", e)),
             }
-            Err(Errno::NOENT) => return Err(Error::NotFound { path }),
-            Err(e) => return Err(open_errno(&path, "open", e)),
+            let perm = file_mode_for(dir);
+            let create = flags | OFlags::CREATE | OFlags::EXCL;
+            match openat(dir.fd(), file_name.as_str(), create, perm) {
+                Ok(fd) => {
+                    // O_CREAT applied the umask; every user of the lock
+                    // needs the intended mode.
+                    fchmod(&fd, perm).map_err(|e| open_errno(&path, "set the mode of", e))?;
+                    break fd;
+                }
+                // Another process created it first: open that one.
+                Err(Errno::EXIST) if rounds < 16 => continue,
+                Err(e) => return Err(open_errno(&path, "create", e)),
+            }
         };
         let map = prepare(&path, fd, mode)?;
         validate(&path, &map)?;
