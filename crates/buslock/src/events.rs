@@ -62,7 +62,7 @@ pub(crate) fn push(ring: &EventRing, me: &Me, hold: &HoldRecord) {
         },
         Ordering::Relaxed,
     );
-    slot.program.store(&me.program);
+    slot.program.store(me.program);
     slot.seq.store(n + 1, Ordering::Release);
     ring.head.store(n + 1, Ordering::Release);
 }

@@ -34,7 +34,7 @@ pub struct Me {
     /// Process start time, clock ticks after boot.
     pub start_time: u64,
     /// Program name (or the handle's label), NUL-padded.
-    pub program: [u8; TEXT_BYTES],
+    pub program: &'static [u8; TEXT_BYTES],
 }
 
 /// The calling thread's identity; a few loads once warmed up.
@@ -48,7 +48,7 @@ pub fn me() -> Me {
         pid,
         tid: tid(),
         start_time: START_TIME.load(Ordering::Relaxed),
-        program: *PROGRAM.get_or_init(program_name),
+        program: PROGRAM.get_or_init(program_name),
     }
 }
 
@@ -63,8 +63,26 @@ fn me_slow() -> Me {
         pid,
         tid: tid(),
         start_time: start,
-        program: *PROGRAM.get_or_init(program_name),
+        program: PROGRAM.get_or_init(program_name),
     }
+}
+
+/// A label as a `'static` text, stored once per distinct label for the
+/// life of the process (labels are few: one per role a program gives its
+/// handles).
+pub fn intern_label(label: &str) -> &'static [u8; TEXT_BYTES] {
+    static LABELS: std::sync::Mutex<Vec<&'static [u8; TEXT_BYTES]>> =
+        std::sync::Mutex::new(Vec::new());
+    let bytes = text_bytes(label);
+    let mut labels = LABELS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = labels.iter().find(|l| ***l == bytes) {
+        return known;
+    }
+    let stored: &'static [u8; TEXT_BYTES] = Box::leak(Box::new(bytes));
+    labels.push(stored);
+    stored
 }
 
 /// The calling thread's id (`gettid`), cached per thread.

@@ -73,7 +73,7 @@ pub(crate) fn write(
     {
         rec.pid.store(me.pid, Ordering::Relaxed);
         rec.start_time.store(me.start_time, Ordering::Relaxed);
-        rec.program.store(&me.program);
+        rec.program.store(me.program);
     }
     rec.tid.store(me.tid, Ordering::Relaxed);
     rec.flags.store(
@@ -82,6 +82,13 @@ pub(crate) fn write(
     );
     rec.acquired_mono_ns.store(acquired_ns, Ordering::Relaxed);
     rec.seq.store(seq.wrapping_add(2), Ordering::Release);
+}
+
+/// When the holder took the lock (`CLOCK_MONOTONIC` ns). Called by the
+/// holder, under the lock.
+#[inline]
+pub(crate) fn acquired_ns(rec: &OwnerRecord) -> u64 {
+    rec.acquired_mono_ns.load(Ordering::Relaxed)
 }
 
 /// Mark the lock free (`tid` 0; the process fields stay as "last holder").

@@ -47,7 +47,7 @@ pub(crate) fn on_release(stats: &StatsBlock, me: &Me, held_ns: u64, acquired_mon
             crate::clock::to_realtime_ns(acquired_mono_ns),
             Ordering::Relaxed,
         );
-        stats.longest_program.store(&me.program);
+        stats.longest_program.store(me.program);
     }
 }
 

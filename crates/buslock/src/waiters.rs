@@ -50,7 +50,7 @@ impl<'a> WaiterEntry<'a> {
                 slot.since_mono_ns.store(since_mono_ns, Ordering::Relaxed);
                 slot.since_real_ns
                     .store(clock::to_realtime_ns(since_mono_ns), Ordering::Relaxed);
-                slot.program.store(&me.program);
+                slot.program.store(me.program);
                 slot.start_time.store(me.start_time, Ordering::Release);
                 return WaiterEntry {
                     slot: Some((slot, id)),

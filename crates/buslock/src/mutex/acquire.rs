@@ -30,7 +30,7 @@ impl Mutex {
     /// # Errors
     ///
     /// As [`Mutex::lock`] and [`Mutex::lock_interruptible`].
-    #[inline]
+    #[inline(always)]
     pub fn acquire(&self, wait: Wait<'_>) -> Result<Option<Held>> {
         let generation = self.current.load(Ordering::Acquire);
         let file = self.file(generation);
@@ -282,7 +282,7 @@ impl Mutex {
 
     /// Bookkeeping right after taking the mutex: repair after a dead
     /// holder, write the owner record, count.
-    #[inline]
+    #[inline(always)]
     fn enter(
         &self,
         generation: usize,
@@ -298,7 +298,7 @@ impl Mutex {
     }
 
     /// [`Mutex::enter`] once the mutex is consistent.
-    #[inline]
+    #[inline(always)]
     fn enter_recovered(
         &self,
         generation: usize,
@@ -316,13 +316,7 @@ impl Mutex {
         owner::write(&page.owner, &me, now, owner_died, self.label.is_some());
         stats::on_acquire(&page.stats, waited, owner_died);
         self.held.store(true, Ordering::Relaxed);
-        Held {
-            me,
-            generation,
-            acquired_ns: now,
-            waited_ns: waited.unwrap_or(0),
-            owner_died,
-        }
+        Held::new(waited.unwrap_or(0), me.tid, generation, owner_died)
     }
 
     /// Make the mutex consistent after `EOWNERDEAD` and repair what the
@@ -341,22 +335,24 @@ impl Mutex {
     }
 
     /// Bookkeeping and unlock. The caller checked that it holds the lock.
-    #[inline]
+    #[inline(always)]
     pub(super) fn exit(&self, held: &Held) -> std::result::Result<(), RawError> {
-        let file = self.file(held.generation);
+        let generation = held.generation();
+        let file = self.file(generation);
         let page = file.map.page();
-        let me = &held.me;
+        let me = &self.me();
         let now = clock::now_ns();
-        let held_ns = now.saturating_sub(held.acquired_ns);
-        stats::on_release(&page.stats, me, held_ns, held.acquired_ns);
+        let acquired_ns = owner::acquired_ns(&page.owner);
+        let held_ns = now.saturating_sub(acquired_ns);
+        stats::on_release(&page.stats, me, held_ns, acquired_ns);
         events::push(
             &page.events,
             me,
             &HoldRecord {
-                acquired_mono_ns: held.acquired_ns,
-                waited_ns: held.waited_ns,
+                acquired_mono_ns: acquired_ns,
+                waited_ns: held.waited().as_nanos() as u64,
                 held_ns,
-                owner_died: held.owner_died,
+                owner_died: held.previous_owner_died(),
             },
         );
         if let Some(legacy) = &self.legacy {
@@ -368,7 +364,7 @@ impl Mutex {
         if now >= self.next_check_ns.load(Ordering::Relaxed)
             || page.header.retired.load(Ordering::Relaxed) != 0
         {
-            self.check_after_release(held.generation, now);
+            self.check_after_release(generation, now);
         }
         unlocked
     }

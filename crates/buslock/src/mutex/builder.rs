@@ -6,7 +6,6 @@ use super::Mutex;
 use crate::error::Result;
 use crate::legacy::LegacyLock;
 use crate::lockfile::{LockDir, OpenMode, validate_name};
-use crate::raw::layout::text_bytes;
 
 /// Configures how a [`Mutex`] is opened.
 ///
@@ -105,7 +104,7 @@ impl Builder {
         let dir = LockDir::resolve(self.dir.as_deref())?;
         let legacy = self.legacy.as_deref().map(LegacyLock::open).transpose()?;
         let mut mutex = Mutex::open_with(dir, &self.name, self.mode, legacy)?;
-        mutex.label = self.label.as_deref().map(text_bytes);
+        mutex.label = self.label.as_deref().map(crate::identity::intern_label);
         Ok(mutex)
     }
 }

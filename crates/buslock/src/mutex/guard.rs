@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::Mutex;
-use crate::identity::{self, Me};
+use crate::identity;
 
 /// Proof that the calling thread took a lock, for bindings that cannot keep
 /// a [`MutexGuard`] (Python's `acquire()`/`release()`). Give it back to
@@ -13,23 +13,41 @@ use crate::identity::{self, Me};
 #[derive(Debug)]
 #[must_use = "the lock stays held until the Held is passed to Mutex::release"]
 pub struct Held {
-    /// Who took it.
-    pub(super) me: Me,
-    /// Which generation of the lock file it was taken in (see
-    /// [`Mutex`]'s notes on replaced lock files).
-    pub(super) generation: usize,
-    /// When, `CLOCK_MONOTONIC` ns.
-    pub(super) acquired_ns: u64,
+    // Two aligned words: copies of it then forward from the stores that
+    // made it (odd-sized fields cost a store-forwarding stall per lock).
+    // When the hold began is in the owner record, which the holder owns
+    // until it releases.
     /// How long the acquisition waited, ns.
-    pub(super) waited_ns: u64,
-    /// Whether the previous holder died holding it.
-    pub(super) owner_died: bool,
+    waited_ns: u64,
+    /// Thread id (bits 0..32), lock file generation (32..48; see
+    /// [`Mutex`]'s notes on replaced lock files), previous owner died (48).
+    bits: u64,
 }
 
+const DIED_BIT: u64 = 1 << 48;
+
 impl Held {
+    pub(super) fn new(waited_ns: u64, tid: u32, generation: usize, owner_died: bool) -> Held {
+        let died = if owner_died { DIED_BIT } else { 0 };
+        Held {
+            waited_ns,
+            bits: u64::from(tid) | ((generation as u64 & 0xffff) << 32) | died,
+        }
+    }
+
+    /// The thread that took the lock.
+    pub(super) fn tid(&self) -> u32 {
+        self.bits as u32
+    }
+
+    /// The lock file generation it was taken in.
+    pub(super) fn generation(&self) -> usize {
+        ((self.bits >> 32) & 0xffff) as usize
+    }
+
     /// Whether the previous holder died while holding the lock.
     pub fn previous_owner_died(&self) -> bool {
-        self.owner_died
+        self.bits & DIED_BIT != 0
     }
 
     /// How long the acquisition waited.
@@ -68,7 +86,7 @@ impl MutexGuard<'_> {
     /// clock out a stuck slave and re-configure) before using it. buslock
     /// has already made the lock itself consistent again.
     pub fn previous_owner_died(&self) -> bool {
-        self.held.owner_died
+        self.held.previous_owner_died()
     }
 
     /// How long this acquisition waited for other holders.
@@ -79,7 +97,7 @@ impl MutexGuard<'_> {
     /// Zero the lock's statistics while holding it (see
     /// [`Mutex::reset_stats`], which takes the lock itself).
     pub fn reset_stats(&self) {
-        let page = self.mutex.file(self.held.generation).map.page();
+        let page = self.mutex.file(self.held.generation()).map.page();
         crate::stats::reset(&page.stats, crate::clock::realtime_ns_syscall());
     }
 
@@ -93,7 +111,7 @@ impl fmt::Debug for MutexGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MutexGuard")
             .field("name", &self.mutex.name)
-            .field("previous_owner_died", &self.held.owner_died)
+            .field("previous_owner_died", &self.held.previous_owner_died())
             .finish()
     }
 }
@@ -101,7 +119,7 @@ impl fmt::Debug for MutexGuard<'_> {
 impl Drop for MutexGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if identity::tid() != self.held.me.tid {
+        if identity::tid() != self.held.tid() {
             // A fork()ed child dropping its copy: the parent holds the lock.
             return;
         }

@@ -119,7 +119,7 @@ pub struct Mutex {
     legacy: Option<LegacyLock>,
     /// Shown instead of the program name in the owner record, waiters and
     /// events.
-    label: Option<[u8; TEXT_BYTES]>,
+    label: Option<&'static [u8; TEXT_BYTES]>,
     /// Set while a thread holds the lock through this handle (written only
     /// under the lock), so that dropping the handle while a guard was leaked
     /// keeps the memory mapped for the kernel's robust list.
@@ -210,8 +210,8 @@ impl Mutex {
     #[inline]
     fn me(&self) -> identity::Me {
         let mut me = identity::me();
-        if let Some(label) = &self.label {
-            me.program = *label;
+        if let Some(label) = self.label {
+            me.program = label;
         }
         me
     }
@@ -363,7 +363,7 @@ impl Mutex {
     pub fn release(&self, held: &mut Option<Held>) -> Result<()> {
         let me = identity::me();
         let mine = held.as_ref().is_some_and(|h| {
-            h.me.tid == me.tid && owner::is_me(&self.file(h.generation).map.page().owner, &me)
+            h.tid() == me.tid && owner::is_me(&self.file(h.generation()).map.page().owner, &me)
         });
         let proof = match held.take() {
             Some(proof) if mine => proof,
