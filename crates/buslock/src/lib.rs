@@ -50,3 +50,8 @@ pub use mutex::{Builder, CHECK_INTERVAL, Held, INTERRUPT_SLICE, Mutex, MutexGuar
 pub use owner::Owner;
 pub use stats::{Histogram, LongestHold, Stats};
 pub use waiters::Waiter;
+
+/// The README's Rust examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
