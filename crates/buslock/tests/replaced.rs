@@ -83,7 +83,7 @@ fn lock_file_replaced_by_another_is_followed() {
 }
 
 #[test]
-fn a_waiter_moves_to_the_new_file_before_it_waits() {
+fn a_waiter_moves_to_the_new_file_before_it_waits_once_the_check_is_due() {
     let dir = tempfile::tempdir().unwrap();
     let old_a = open(dir.path());
     let old_b = std::sync::Arc::new(open(dir.path()));
@@ -91,6 +91,8 @@ fn a_waiter_moves_to_the_new_file_before_it_waits() {
     std::fs::remove_file(dir.path().join("SPI.lock")).unwrap();
     let fresh = open(dir.path());
     let g_new = fresh.lock().unwrap(); // held on the new file
+    // The old handles check the path at their first wait after this long.
+    std::thread::sleep(buslock::CHECK_INTERVAL + Duration::from_millis(10));
 
     // A waiter on the old handle must wait for the holder of the new file,
     // not take the old file's lock... which is held too, so check it is

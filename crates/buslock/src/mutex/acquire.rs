@@ -79,8 +79,10 @@ impl Mutex {
             let (generation, got) = match taken.take() {
                 Some(t) => (t.generation, t.got),
                 None => {
-                    let generation =
-                        self.follow_replacement(self.current.load(Ordering::Acquire))?;
+                    let mut generation = self.current.load(Ordering::Acquire);
+                    if self.check_due(generation) {
+                        generation = self.follow_replacement(generation)?;
+                    }
                     let raw = self.file(generation).map.mutex();
                     match raw.try_lock().map_err(|e| self.raw_error(e))? {
                         Acquire::Busy if try_only => return Ok(None),
@@ -112,8 +114,9 @@ impl Mutex {
                 // Tell this holder about the death here; check the file at
                 // the release.
                 self.next_check_ns.store(0, Ordering::Relaxed);
-            } else {
-                self.attention.store(false, Ordering::Relaxed);
+            } else if self.check_due(generation) {
+                // Not on every contended acquisition: the check makes two
+                // system calls, and here they would lengthen the hold.
                 match self.follow_replacement(generation) {
                     Ok(g) if g == generation => {}
                     moved => {
@@ -215,6 +218,22 @@ impl Mutex {
         }
     }
 
+    /// Whether it is time to check that generation `generation` is still
+    /// the file at the path: [`CHECK_INTERVAL`] passed since the last check,
+    /// another process retired the file, or the last check failed.
+    fn check_due(&self, generation: usize) -> bool {
+        self.attention.load(Ordering::Relaxed)
+            || self
+                .file(generation)
+                .map
+                .page()
+                .header
+                .retired
+                .load(Ordering::Relaxed)
+                != 0
+            || clock::now_ns() >= self.next_check_ns.load(Ordering::Relaxed)
+    }
+
     /// If generation `generation` is no longer the file at the lock path (or
     /// another process said so by retiring it), open the file there now
     /// (creating it if it is gone) as the next generation, retire the old
@@ -225,6 +244,9 @@ impl Mutex {
         if current != generation {
             return Ok(current); // another thread of this process moved on
         }
+        let next = clock::now_ns() + CHECK_INTERVAL.as_nanos() as u64;
+        self.next_check_ns.store(next, Ordering::Relaxed);
+        self.attention.store(false, Ordering::Relaxed);
         let file = self.file(generation);
         if file.is_current(&self.dir) {
             // A retired flag on the file still at the path was not set by
@@ -364,7 +386,7 @@ impl Mutex {
         if now >= self.next_check_ns.load(Ordering::Relaxed)
             || page.header.retired.load(Ordering::Relaxed) != 0
         {
-            self.check_after_release(generation, now);
+            self.check_after_release(generation);
         }
         unlocked
     }
@@ -374,9 +396,7 @@ impl Mutex {
     /// for the next acquisition if not. A problem found here (say, a link
     /// planted at the path) is reported by the next acquisition.
     #[cold]
-    fn check_after_release(&self, generation: usize, now: u64) {
-        let next = now + CHECK_INTERVAL.as_nanos() as u64;
-        self.next_check_ns.store(next, Ordering::Relaxed);
+    fn check_after_release(&self, generation: usize) {
         if self.follow_replacement(generation).is_err() {
             self.attention.store(true, Ordering::Relaxed);
         }

@@ -27,8 +27,8 @@ use crate::stats::{self, Stats};
 use crate::waiters::{self, Waiter};
 
 /// How often a process checks that its lock file is still the one at the
-/// lock path (at its first release after this long, and before every
-/// wait).
+/// lock path: at its first wait or release after this long since the last
+/// check (at once when another process retired the file).
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How many times one [`Mutex`] handle follows a replaced lock file before
@@ -68,8 +68,8 @@ pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
 /// - **Speed**: an uncontended lock and unlock is a few atomic instructions
 ///   and no system call.
 /// - **A replaced lock file**: if the lock file is unlinked or replaced
-///   while in use, each process notices before its next wait, or at its
-///   first release after [`CHECK_INTERVAL`], moves to the file now at the
+///   while in use, each process notices at its first wait or release
+///   [`CHECK_INTERVAL`] after its last check, moves to the file now at the
 ///   path (creating it if it is gone), and marks the old file retired so
 ///   that every other user of it moves at its next acquisition. Until then,
 ///   a holder on the old file and one on the new file are not excluded from
