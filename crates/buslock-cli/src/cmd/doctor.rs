@@ -235,13 +235,7 @@ fn check_lock(dir: &LockDir, file: &str, name: &str, meta: &std::fs::Metadata, r
     }
     let dir_mode = std::fs::metadata(dir.path()).map_or(0, |m| m.mode());
     let mode = meta.mode() & 0o777;
-    let needs = if dir_mode & 0o002 != 0 {
-        0o666
-    } else if dir_mode & 0o020 != 0 {
-        0o660
-    } else {
-        0o600
-    };
+    let needs = buslock::lockfile::lock_file_mode(dir_mode);
     if mode & needs != needs {
         r.add(
             file,

@@ -7,4 +7,4 @@ pub mod open;
 
 pub use dir::{DirSource, LockDir};
 pub use name::{MAX_NAME_LEN, lock_file_name, validate_name};
-pub use open::{LockFile, OpenMode};
+pub use open::{LockFile, OpenMode, lock_file_mode};

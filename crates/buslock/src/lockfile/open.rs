@@ -107,18 +107,23 @@ pub fn pid_namespace() -> u64 {
         .unwrap_or(0)
 }
 
-fn file_mode_for(dir: &LockDir) -> Mode {
-    let perm = fstat(dir.fd())
-        .map(|st| st.st_mode & 0o777)
-        .unwrap_or(0o700);
-    let mode = if perm & 0o002 != 0 {
+/// The mode buslock gives a lock file in a directory of mode `dir_mode`:
+/// `0666` in a world-writable (sticky) directory, `0660` in a
+/// group-writable one, else `0600`: every user who may create lock files
+/// there may use them.
+pub fn lock_file_mode(dir_mode: u32) -> u32 {
+    if dir_mode & 0o002 != 0 {
         0o666
-    } else if perm & 0o020 != 0 {
+    } else if dir_mode & 0o020 != 0 {
         0o660
     } else {
         0o600
-    };
-    Mode::from_raw_mode(mode)
+    }
+}
+
+fn file_mode_for(dir: &LockDir) -> Mode {
+    let perm = fstat(dir.fd()).map_or(0o700, |st| st.st_mode & 0o777);
+    Mode::from_raw_mode(lock_file_mode(perm))
 }
 
 impl LockFile {

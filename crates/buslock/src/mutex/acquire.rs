@@ -126,52 +126,52 @@ impl Mutex {
                     }
                 }
             }
-            if let Some(legacy) = &self.legacy {
-                // Show this thread as the holder while it waits for the
-                // legacy lock: it does hold the buslock mutex.
-                let page = self.file(generation).map.page();
-                if owner_died {
-                    self.recover(generation)?;
-                }
-                let owner_died = owner_died || owner::death_pending(&page.owner);
-                owner::write(
-                    &page.owner,
-                    &me,
-                    clock::now_ns(),
-                    owner_died,
-                    self.label.is_some(),
-                );
-                let legacy_wait = if try_only {
-                    LegacyWait::Try
-                } else if end.is_none() && interrupted.is_none() {
-                    LegacyWait::Forever
-                } else {
-                    LegacyWait::Until {
-                        deadline_mono_ns: end,
-                        interrupted: interrupted.as_deref_mut(),
-                    }
-                };
-                if let Err(failure) = legacy.lock(legacy_wait) {
-                    return self.legacy_failed(generation, owner_died, failure, try_only);
-                }
-                let wait_start = waited.then_some(start);
-                // Recovered above: enter must not call consistent again.
-                return Ok(Some(self.enter_recovered(
+            let file = self.file(generation);
+            let wait_start = waited.then_some(start);
+            let Some(legacy) = &self.legacy else {
+                return Ok(Some(self.enter(
                     generation,
-                    self.file(generation),
+                    file,
                     clock::now_ns(),
                     wait_start,
                     owner_died,
-                )));
+                )?));
+            };
+            // Show this thread as the holder while it waits for the
+            // legacy lock: it does hold the buslock mutex.
+            let page = file.map.page();
+            if owner_died {
+                self.recover(generation)?;
             }
-            let wait_start = waited.then_some(start);
-            return Ok(Some(self.enter(
+            let owner_died = owner_died || owner::death_pending(&page.owner);
+            owner::write(
+                &page.owner,
+                &me,
+                clock::now_ns(),
+                owner_died,
+                self.label.is_some(),
+            );
+            let legacy_wait = if try_only {
+                LegacyWait::Try
+            } else if end.is_none() && interrupted.is_none() {
+                LegacyWait::Forever
+            } else {
+                LegacyWait::Until {
+                    deadline_mono_ns: end,
+                    interrupted: interrupted.as_deref_mut(),
+                }
+            };
+            if let Err(failure) = legacy.lock(legacy_wait) {
+                return self.legacy_failed(generation, owner_died, failure, try_only);
+            }
+            // Recovered above: enter must not call consistent again.
+            return Ok(Some(self.enter_recovered(
                 generation,
-                self.file(generation),
+                file,
                 clock::now_ns(),
                 wait_start,
                 owner_died,
-            )?));
+            )));
         }
     }
 
