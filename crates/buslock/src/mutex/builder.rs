@@ -98,7 +98,7 @@ impl Builder {
     /// # Errors
     ///
     /// An invalid name, an unusable lock directory, or a lock file that is
-    /// not a valid buslock file for this program; see [`Error`].
+    /// not a valid buslock file for this program; see [`Error`](crate::Error).
     pub fn open(self) -> Result<Mutex> {
         validate_name(&self.name)?;
         let dir = LockDir::resolve(self.dir.as_deref())?;
