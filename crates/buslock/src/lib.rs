@@ -39,6 +39,7 @@ pub mod lockfile;
 mod mutex;
 pub mod owner;
 pub mod raw;
+mod starvation;
 pub mod stats;
 pub mod waiters;
 

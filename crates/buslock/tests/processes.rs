@@ -95,6 +95,24 @@ fn roles(role: &str) -> i32 {
             println!("@ok {ino}");
             0
         }
+        // Keep the lock busy: hold 30 ms, release, ask again at once.
+        "busy" => {
+            let m = open(&dir);
+            println!("@busy");
+            loop {
+                let g = m.lock().expect("lock");
+                std::thread::sleep(Duration::from_millis(30));
+                drop(g);
+            }
+        }
+        // Wait interruptibly (in slices, like Python and the command) until
+        // killed.
+        "sliced" => {
+            let m = open(&dir);
+            println!("@waiting");
+            let _ = m.lock_interruptible(None, || false);
+            0
+        }
         // Open by name only, as most programs will.
         "open_default" => match Mutex::open(NAME) {
             Ok(m) => {
@@ -420,4 +438,65 @@ fn a_killed_waiter_leaves_a_stale_entry_that_readers_remove() {
         "waiters() removed it"
     );
     drop(g);
+}
+
+#[test]
+fn an_interruptible_waiter_is_not_starved_by_a_long_queue() {
+    // Four processes that each hold 30 ms and ask again at once keep about
+    // 90 ms of waiters ahead of anyone who queues: more than one 50 ms
+    // slice, so a waiter that queues again after every slice would never
+    // reach the front (it used to time out here every time).
+    let dir = tempfile::tempdir().unwrap();
+    let mut busy: Vec<Helper> = (0..4)
+        .map(|_| Helper::spawn("busy", dir.path(), &[]))
+        .collect();
+    for b in &mut busy {
+        b.expect("busy");
+    }
+    let m = open(dir.path());
+    for _ in 0..3 {
+        let g = m
+            .lock_interruptible(Some(common::WATCHDOG), || false)
+            .unwrap();
+        assert!(g.is_some(), "the interruptible waiter starved");
+    }
+    for b in busy {
+        b.kill();
+    }
+}
+
+#[test]
+fn a_starving_waiter_that_dies_does_not_hold_up_others() {
+    use buslock::lockfile::{LockFile, OpenMode};
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let g = m.lock().unwrap();
+    let mut sliced = Helper::spawn("sliced", dir.path(), &[]);
+    sliced.expect("waiting");
+    let pid = sliced.pid();
+    let ld = buslock::LockDir::resolve(Some(dir.path())).unwrap();
+    let file = LockFile::open(&ld, NAME, OpenMode::Existing).unwrap();
+    let header = &file.map.page().header;
+    // After STARVING_AFTER (100 ms) it posts its request.
+    wait_until("the sliced waiter's request", || {
+        let tid = header
+            .starving_tid
+            .load(std::sync::atomic::Ordering::Acquire);
+        tid != 0 && std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists()
+    });
+    sliced.kill();
+    drop(g);
+    // Its request goes stale; a newer acquirer steps aside only until then.
+    let other = std::thread::scope(|s| {
+        s.spawn(|| m.lock_timeout(common::WATCHDOG).unwrap().is_some())
+            .join()
+            .unwrap()
+    });
+    assert!(other, "a dead waiter's request blocked the lock");
+    assert_eq!(
+        header
+            .starving_tid
+            .load(std::sync::atomic::Ordering::Acquire),
+        0
+    );
 }

@@ -14,8 +14,13 @@ use crate::legacy::{LegacyFailure, LegacyWait};
 use crate::lockfile::{LockFile, OpenMode};
 use crate::owner;
 use crate::raw::{Acquire, RawError};
+use crate::starvation;
 use crate::stats;
 use crate::waiters::WaiterEntry;
+
+/// How often an acquirer that stepped aside looks whether the older waiter
+/// was served.
+const YIELD_POLL: Duration = Duration::from_millis(1);
 
 /// A mutex taken on the fast path that needs the slow path's care.
 struct Taken {
@@ -40,9 +45,11 @@ impl Mutex {
             Ok(got) => got,
             Err(e) => return Err(self.raw_error(e)),
         };
+        let header = &file.map.page().header;
         if self.legacy.is_some()
             || self.attention.load(Ordering::Relaxed)
-            || file.map.page().header.retired.load(Ordering::Relaxed) != 0
+            || header.retired.load(Ordering::Relaxed) != 0
+            || starvation::posted(header)
         {
             return self.acquire_slow(wait, Some(Taken { generation, got }));
         }
@@ -110,6 +117,36 @@ impl Mutex {
             };
             // This thread now holds generation `generation`'s mutex.
             let owner_died = got == Acquire::OwnerDied;
+            let header = &self.file(generation).map.page().header;
+            if starvation::must_yield(header, me.tid, start) {
+                // An older interruptible waiter lost its place in the queue:
+                // let the lock pass down the queue to it.
+                self.step_aside(generation, owner_died)?;
+                if try_only {
+                    return Ok(None);
+                }
+                waited = true;
+                let mut next_ask = clock::monotonic_ns_syscall();
+                while starvation::must_yield(header, me.tid, start) {
+                    let now = clock::monotonic_ns_syscall();
+                    if end.is_some_and(|e| now >= e) {
+                        stats::on_timeout(&self.file(generation).map.page().stats);
+                        return Ok(None);
+                    }
+                    if let Some(check) = interrupted.as_mut() {
+                        if now >= next_ask {
+                            if check() {
+                                return Err(Error::Interrupted {
+                                    name: self.name.clone(),
+                                });
+                            }
+                            next_ask = now + super::INTERRUPT_SLICE.as_nanos() as u64;
+                        }
+                    }
+                    std::thread::sleep(YIELD_POLL);
+                }
+                continue;
+            }
             if owner_died {
                 // Tell this holder about the death here; check the file at
                 // the release.
@@ -187,6 +224,7 @@ impl Mutex {
     ) -> Result<Option<Acquire>> {
         let file = self.file(generation);
         let raw = file.map.mutex();
+        let header = &file.map.page().header;
         let _listed = WaiterEntry::enter(&file.map.page().waiters, me, start);
         let outcome = loop {
             let Some(check) = interrupted.as_mut() else {
@@ -201,6 +239,7 @@ impl Mutex {
             match raw.lock_until(timespec(until)) {
                 Ok(Acquire::Busy) => {
                     if check() {
+                        starvation::withdraw(header, me.tid);
                         return Err(Error::Interrupted {
                             name: self.name.clone(),
                         });
@@ -208,14 +247,31 @@ impl Mutex {
                     if end.is_some_and(|e| clock::monotonic_ns_syscall() >= e) {
                         break Ok(Acquire::Busy);
                     }
+                    // Queued again at the back: past STARVING_AFTER, ask
+                    // newer acquirers to let the lock pass.
+                    starvation::request(header, me.tid, start, clock::now_ns());
                 }
                 other => break other,
             }
         };
+        starvation::withdraw(header, me.tid);
         match outcome.map_err(|e| self.raw_error(e))? {
             Acquire::Busy => Ok(None),
             got => Ok(Some(got)),
         }
+    }
+
+    /// Release a mutex just taken, unused, for an older waiter; a death
+    /// found on the way is passed on to the next holder.
+    #[cold]
+    fn step_aside(&self, generation: usize, owner_died: bool) -> Result<()> {
+        let page = self.file(generation).map.page();
+        if owner_died {
+            self.recover(generation)?;
+            owner::set_death_pending(&page.owner);
+        }
+        let _ = self.file(generation).map.mutex().unlock();
+        Ok(())
     }
 
     /// Whether it is time to check that generation `generation` is still

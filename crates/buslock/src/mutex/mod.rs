@@ -39,9 +39,11 @@ const MAX_GENERATIONS: usize = 16;
 ///
 /// `FUTEX_LOCK_PI` waits are not interrupted by signals, so interruptible
 /// waits wait in slices of this length. Each new slice queues again behind
-/// waiters that arrived meanwhile, so under heavy contention an
-/// interruptible waiter can be overtaken; plain [`Mutex::lock`] and
-/// [`Mutex::lock_timeout`] keep their place in the queue.
+/// waiters that arrived meanwhile; so that such a waiter cannot starve
+/// behind a queue longer than a slice, once it has waited 100 ms it asks
+/// newer acquirers to step aside until it has been served (an older waiter
+/// first: FIFO holds up to the slices' granularity). Plain [`Mutex::lock`]
+/// and [`Mutex::lock_timeout`] keep their place in the kernel's queue.
 pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
 
 /// A named lock shared by every process and thread on this machine that

@@ -7,7 +7,7 @@
 //!
 //! | offset | size | block | written by | read by |
 //! |-------:|-----:|-------|------------|---------|
-//! | 0      | 128  | [`Header`]: magic `BUSLOCK\0`, layout version, init state, file size, page size, PID namespace, ABI tag, retired flag | the creator, once, under the creation `flock` | every opener (validation) |
+//! | 0      | 128  | [`Header`]: magic `BUSLOCK\0`, layout version, init state, file size, page size, PID namespace, ABI tag; then the retired flag and the starving waiter's request, written by users | the creator, once, under the creation `flock`; users | every opener (validation) |
 //! | 128    | 64   | [`RawMutex`]: robust PI pthread mutex | glibc and the kernel | glibc and the kernel |
 //! | 192    | 64   | [`OwnerRecord`]: pid, tid, process start time, program, acquired at; seqlock | the holder, under the lock | anyone, without the lock |
 //! | 256    | 640  | [`StatsBlock`]: counters, wait/hold histograms, longest hold | the holder, under the lock | anyone |
@@ -119,6 +119,14 @@ pub struct Header {
     /// at its path: every user moves to the file now at the path at its
     /// next acquisition.
     pub retired: AtomicU32,
+    /// Thread id of an interruptible waiter that has waited long enough to
+    /// ask newer acquirers to step aside (see `starvation.rs`); 0: none.
+    pub starving_tid: AtomicU32,
+    /// When that waiter began waiting, `CLOCK_MONOTONIC` ns.
+    pub starving_since_ns: AtomicU64,
+    /// When that waiter last renewed its request, `CLOCK_MONOTONIC` ns; a
+    /// request not renewed for three slices is stale (its waiter died).
+    pub starving_beat_ns: AtomicU64,
 }
 
 /// The robust mutex, alone in its cache line.
@@ -313,6 +321,8 @@ mod tests {
         assert_eq!(offset_of!(Header, pid_ns), 24);
         assert_eq!(offset_of!(Header, abi), 40);
         assert_eq!(offset_of!(Header, retired), 72);
+        assert_eq!(offset_of!(Header, starving_tid), 76);
+        assert_eq!(offset_of!(Header, starving_beat_ns), 88);
     }
 
     #[test]
