@@ -500,3 +500,50 @@ fn a_starving_waiter_that_dies_does_not_hold_up_others() {
         0
     );
 }
+
+#[test]
+fn a_death_found_by_an_acquirer_that_steps_aside_is_reported_once() {
+    // A holder process dies while an interruptible waiter (this process)
+    // has asked newer acquirers to step aside and another process waits
+    // in lock(). Whichever the kernel hands the dead holder's lock to,
+    // the death is reported exactly once, and to this waiter: the other
+    // process, if it got the lock first, stepped aside and passed the
+    // notice on.
+    let dir = tempfile::tempdir().unwrap();
+    let m = std::sync::Arc::new(open(dir.path()));
+    let mut holder = Helper::spawn("hold", dir.path(), &[]);
+    holder.expect("locked");
+    let waiter = {
+        let m = m.clone();
+        std::thread::spawn(move || {
+            let g = m
+                .lock_interruptible(Some(common::WATCHDOG), || false)
+                .unwrap()
+                .expect("lock");
+            g.previous_owner_died()
+        })
+    };
+    let ld = buslock::LockDir::resolve(Some(dir.path())).unwrap();
+    let file = buslock::lockfile::LockFile::open(&ld, NAME, buslock::OpenMode::Existing).unwrap();
+    let header = &file.map.page().header;
+    wait_until("the interruptible waiter's request", || {
+        header
+            .starving_tid
+            .load(std::sync::atomic::Ordering::Acquire)
+            != 0
+    });
+    let mut other = Helper::spawn("wait", dir.path(), &[]);
+    other.expect("waiting");
+    let other_pid = other.pid();
+    wait_until("the other process to queue", || {
+        m.waiters().unwrap().iter().any(|w| w.pid == other_pid)
+    });
+    holder.kill();
+    assert!(
+        waiter.join().unwrap(),
+        "the interruptible waiter was not told"
+    );
+    assert_eq!(other.expect("got"), "died=false");
+    assert!(other.wait().success());
+    assert_eq!(m.stats().unwrap().owner_died, 1);
+}
