@@ -64,6 +64,8 @@ pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
 ///   served among equal priorities; the lock is handed to the first waiter
 ///   at release (no barging), and a holder's priority is raised to that of
 ///   its highest-priority waiter (priority inheritance).
+///   Interruptible waits ([`Mutex::lock_interruptible`]) keep their turn
+///   only to within one [`INTERRUPT_SLICE`], and cannot starve.
 /// - **Discipline**: locking again from the holding thread is
 ///   [`Error::Recursive`], never a hang; only the holding thread can
 ///   release, because the guard is `!Send`.
