@@ -33,6 +33,16 @@ def hold(name, seconds=str(BOUND)):
     say("released")
 
 
+def say_interrupted(m):
+    """Report a KeyboardInterrupt while waiting, and what is held after it."""
+    say(
+        "interrupted",
+        "%.9f" % time.clock_gettime(time.CLOCK_MONOTONIC),
+        "holder_thread=%s" % m.holder_thread,
+        "held=%d" % m.is_held_by_current_thread(),
+    )
+
+
 def wait(name):
     """Wait for the lock until interrupted (SIGINT) or BOUND passes."""
     m = buslock.Mutex(name)
@@ -41,12 +51,7 @@ def wait(name):
         got = m.acquire(timeout=BOUND)
         say("acquired" if got else "timeout")
     except KeyboardInterrupt:
-        say(
-            "interrupted",
-            "%.9f" % time.clock_gettime(time.CLOCK_MONOTONIC),
-            "holder_thread=%s" % m.holder_thread,
-            "held=%d" % m.is_held_by_current_thread(),
-        )
+        say_interrupted(m)
 
 
 def wait_with(name):
@@ -57,12 +62,7 @@ def wait_with(name):
         with m:
             say("acquired")
     except KeyboardInterrupt:
-        say(
-            "interrupted",
-            "%.9f" % time.clock_gettime(time.CLOCK_MONOTONIC),
-            "holder_thread=%s" % m.holder_thread,
-            "held=%d" % m.is_held_by_current_thread(),
-        )
+        say_interrupted(m)
 
 
 def dexter(name, shared_path, iterations):
