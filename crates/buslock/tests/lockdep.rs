@@ -1,0 +1,463 @@
+//! Lock-order checking across processes: real processes sharing a
+//! temporary lock directory and its registry file, real SIGKILLs.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use buslock::lockdep::{self, Mode, REGISTRY_FILE, Registry, WitnessKind};
+use buslock::{DirSource, Error, LockDir, Mutex};
+use common::{Helper, run_helper_if_requested};
+
+/// Prints every `log` record as one `@log` line (newlines escaped), so the
+/// test sees what a program's logger would show.
+struct LineLogger;
+
+impl log::Log for LineLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let text = record.args().to_string().replace('\n', "\\n");
+        println!("@log {} {} {text}", record.level(), record.target());
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: LineLogger = LineLogger;
+
+fn open(dir: &Path, name: &str) -> Mutex {
+    Mutex::builder(name).dir(dir).open().expect("open lock")
+}
+
+/// Take `names` nested, in order, then release them all.
+fn nest(names: &[&str]) -> Result<(), Error> {
+    let dir = std::env::var("BUSLOCK_DIR").unwrap();
+    let locks: Vec<Mutex> = names.iter().map(|n| open(Path::new(&dir), n)).collect();
+    let mut guards = Vec::new();
+    for m in &locks {
+        guards.push(m.lock()?);
+    }
+    Ok(())
+}
+
+fn roles(role: &str) -> i32 {
+    log::set_logger(&LOGGER).unwrap();
+    log::set_max_level(log::LevelFilter::Trace);
+    let (verb, arg) = role.split_once(':').unwrap_or((role, ""));
+    match verb {
+        "nest" => {
+            let names: Vec<&str> = arg.split(',').collect();
+            match nest(&names) {
+                Ok(()) => println!("@done ok"),
+                Err(Error::LockOrder { report, .. }) => {
+                    println!("@done lockorder {}", report.replace('\n', "\\n"))
+                }
+                Err(e) => println!("@done error {e}"),
+            }
+            0
+        }
+        "repeat" => {
+            let n: u64 = arg.parse().unwrap();
+            let dir = std::env::var("BUSLOCK_DIR").unwrap();
+            let (a, b) = (open(Path::new(&dir), "A"), open(Path::new(&dir), "B"));
+            for _ in 0..n {
+                let ga = a.lock().unwrap();
+                let gb = b.lock().unwrap();
+                drop(gb);
+                drop(ga);
+            }
+            println!("@done ok");
+            0
+        }
+        "torture" => {
+            // Take pairs (and triples) in ascending name order forever.
+            let dir = std::env::var("BUSLOCK_DIR").unwrap();
+            let locks: Vec<Mutex> = (0..TORTURE_LOCKS)
+                .map(|i| open(Path::new(&dir), &format!("L{i:02}")))
+                .collect();
+            let mut x: u64 = u64::from(std::process::id()) | 1;
+            println!("@ready");
+            loop {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x % TORTURE_LOCKS as u64) as usize;
+                let j = ((x >> 20) % TORTURE_LOCKS as u64) as usize;
+                let k = ((x >> 40) % TORTURE_LOCKS as u64) as usize;
+                let mut set = [i, j, k];
+                set.sort_unstable();
+                let g0 = locks[set[0]].lock().unwrap();
+                let g1 = (set[1] != set[0]).then(|| locks[set[1]].lock().unwrap());
+                let g2 = (set[2] != set[1]).then(|| locks[set[2]].lock().unwrap());
+                drop((g2, g1, g0));
+            }
+        }
+        "full" => {
+            // One class more than the registry holds, then nest across it.
+            let dir = std::env::var("BUSLOCK_DIR").unwrap();
+            let max = buslock::raw::registry::MAX_CLASSES;
+            let locks: Vec<Mutex> = (0..max)
+                .map(|i| open(Path::new(&dir), &format!("C{i}")))
+                .collect();
+            let extra = open(Path::new(&dir), "EXTRA");
+            let g0 = locks[0].lock().unwrap();
+            let g1 = extra.lock().unwrap();
+            let g2 = locks[1].lock().unwrap();
+            drop((g2, g1, g0));
+            println!("@done ok");
+            0
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+const TORTURE_LOCKS: usize = 24;
+
+#[test]
+fn helper_entry() {
+    run_helper_if_requested(roles);
+}
+
+fn run(role: &str, dir: &Path, mode: &str) -> (Vec<String>, String) {
+    let mut h = Helper::spawn(role, dir, &[("BUSLOCK_LOCKDEP", mode.to_owned())]);
+    let mut logs = Vec::new();
+    let done = loop {
+        let line = h.expect("");
+        if let Some(rest) = line.strip_prefix("log ") {
+            logs.push(rest.replace("\\n", "\n"));
+        } else if let Some(rest) = line.strip_prefix("done ") {
+            break rest.replace("\\n", "\n");
+        }
+    };
+    assert!(h.wait().success(), "helper {role} failed");
+    (logs, done)
+}
+
+fn registry(dir: &Path) -> Registry {
+    let dir = LockDir::open(dir, DirSource::Explicit).unwrap();
+    Registry::open(&dir, false)
+        .unwrap()
+        .expect("registry exists")
+}
+
+fn edges(dir: &Path) -> Vec<(String, String)> {
+    let g = registry(dir).graph();
+    let mut e: Vec<_> = g
+        .edges
+        .iter()
+        .map(|&(f, t)| (g.classes[f as usize].clone(), g.classes[t as usize].clone()))
+        .collect();
+    e.sort();
+    e
+}
+
+fn pair(a: &str, b: &str) -> (String, String) {
+    (a.to_owned(), b.to_owned())
+}
+
+#[test]
+fn ab_in_exited_process_then_ba_is_reported_in_warn_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, done) = run("nest:A,B", dir.path(), "warn");
+    assert_eq!(done, "ok");
+    assert!(logs.is_empty(), "AB alone warned: {logs:?}");
+    assert_eq!(edges(dir.path()), vec![pair("A", "B")]);
+
+    let (logs, done) = run("nest:B,A", dir.path(), "warn");
+    assert_eq!(done, "ok", "warn mode must not refuse");
+    assert_eq!(logs.len(), 1, "one report: {logs:?}");
+    let report = &logs[0];
+    assert!(report.starts_with("WARN buslock::lockdep"), "{report}");
+    assert!(
+        report.contains("wants lock 'A' while holding 'B'"),
+        "{report}"
+    );
+    assert!(
+        report.contains("'A' then 'B': first taken by 'lockdep-"),
+        "{report}"
+    );
+    assert!(report.contains("process 1 ("), "{report}");
+    assert!(report.contains("holds 'A', wants 'B'"), "{report}");
+    assert!(report.contains("holds 'B', wants 'A'"), "{report}");
+    assert!(report.contains("DEADLOCK"), "{report}");
+    // Warn records the inversion for `buslock order`.
+    assert_eq!(edges(dir.path()), vec![pair("A", "B"), pair("B", "A")]);
+    let reg = registry(dir.path());
+    let inv = lockdep::inversions(&reg, "d");
+    assert_eq!(inv.len(), 1);
+    assert_eq!(inv[0].cycle, vec!["A", "B"]);
+    assert_eq!(inv[0].witnesses.len(), 2, "both witnesses");
+
+    // A third process taking B then A again is told once too.
+    let (logs, _) = run("nest:B,A", dir.path(), "warn");
+    assert_eq!(logs.len(), 1, "{logs:?}");
+}
+
+#[test]
+fn ab_in_exited_process_then_ba_is_refused_in_error_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, done) = run("nest:A,B", dir.path(), "error");
+    assert_eq!(done, "ok");
+    let (logs, done) = run("nest:B,A", dir.path(), "error");
+    let report = done
+        .strip_prefix("lockorder ")
+        .unwrap_or_else(|| panic!("not refused: {done}"));
+    assert!(logs.is_empty(), "{logs:?}");
+    assert!(
+        report.contains("wants lock 'A' while holding 'B'"),
+        "{report}"
+    );
+    assert!(report.contains("'A' then 'B': first taken by"), "{report}");
+    // Refused: the inverted edge is not in the graph, the refusal is kept.
+    assert_eq!(edges(dir.path()), vec![pair("A", "B")]);
+    let reg = registry(dir.path());
+    let refused: Vec<_> = reg
+        .witnesses()
+        .into_iter()
+        .filter(|w| w.kind == WitnessKind::Refused)
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (refused[0].from.as_str(), refused[0].to.as_str()),
+        ("B", "A")
+    );
+    assert_eq!(lockdep::inversions(&reg, "d").len(), 1);
+    // Off: neither checked nor recorded.
+    let (logs, done) = run("nest:B,A", dir.path(), "off");
+    assert_eq!(done, "ok");
+    assert!(logs.is_empty());
+    assert_eq!(edges(dir.path()), vec![pair("A", "B")]);
+}
+
+#[test]
+fn three_lock_cycle_over_three_processes_is_refused_with_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run("nest:A,B", dir.path(), "error").1, "ok");
+    assert_eq!(run("nest:B,C", dir.path(), "error").1, "ok");
+    let (_, done) = run("nest:C,A", dir.path(), "error");
+    let report = done.strip_prefix("lockorder ").expect("refused");
+    assert!(report.contains("'A' then 'B'"), "{report}");
+    assert!(report.contains("'B' then 'C'"), "{report}");
+    assert!(report.contains("the cycle: A -> B -> C -> A"), "{report}");
+    assert!(report.contains("process 3 ("), "{report}");
+}
+
+#[test]
+fn threads_of_one_process_inverting_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_owned();
+    let open_err = |n: &str| {
+        Mutex::builder(n)
+            .dir(&d)
+            .lockdep(Mode::Error)
+            .open()
+            .unwrap()
+    };
+    let (a, b) = (open_err("A"), open_err("B"));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ga = a.lock().unwrap();
+            let _gb = b.lock().unwrap();
+        })
+        .join()
+        .unwrap();
+        s.spawn(|| {
+            let _gb = b.lock().unwrap();
+            match a.lock() {
+                Err(Error::LockOrder { name, report }) => {
+                    assert_eq!(name, "A");
+                    assert!(report.contains("holding 'B'"), "{report}");
+                }
+                other => panic!("not refused: {other:?}"),
+            }
+            // Refused before blocking, and nothing is left held.
+            assert!(!a.is_locked());
+        })
+        .join()
+        .unwrap();
+    });
+    // The refused thread can still take them in the recorded order.
+    let _ga = a.lock().unwrap();
+    let _gb = b.lock().unwrap();
+}
+
+#[test]
+fn hand_over_hand_locking_is_not_a_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = |n: &str| {
+        Mutex::builder(n)
+            .dir(d)
+            .lockdep(Mode::Error)
+            .open()
+            .unwrap()
+    };
+    let (a, b, c) = (m("A"), m("B"), m("C"));
+    for _ in 0..3 {
+        let ga = a.lock().unwrap();
+        let gb = b.lock().unwrap();
+        drop(ga);
+        let gc = c.lock().expect("A, B, release A, C is not an inversion");
+        drop(gb);
+        drop(gc);
+    }
+    assert_eq!(edges(d), vec![pair("A", "B"), pair("B", "C")]);
+    assert!(lockdep::inversions(&registry(d), "d").is_empty());
+}
+
+#[test]
+fn released_out_of_order_leaves_no_stale_entry() {
+    // A, B, release A (not the top), release B, then B, A is a real inversion
+    // but taking C alone afterwards must not record A -> C or B -> C.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b, c) = (open(d, "A"), open(d, "B"), open(d, "C"));
+    let ga = a.lock().unwrap();
+    let gb = b.lock().unwrap();
+    drop(ga);
+    drop(gb);
+    drop(c.lock().unwrap());
+    assert_eq!(edges(d), vec![pair("A", "B")]);
+}
+
+#[test]
+fn same_order_a_million_times_records_one_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, done) = run("repeat:1000000", dir.path(), "warn");
+    assert_eq!(done, "ok");
+    assert!(logs.is_empty());
+    assert_eq!(edges(dir.path()), vec![pair("A", "B")]);
+    let witnesses = registry(dir.path()).witnesses();
+    assert_eq!(witnesses.len(), 1, "{witnesses:?}");
+}
+
+#[test]
+fn try_lock_records_no_edge_but_counts_as_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b, c) = (open(d, "A"), open(d, "B"), open(d, "C"));
+    let ga = a.lock().unwrap();
+    let gb = b.try_lock().unwrap().unwrap();
+    let gc = c.lock().unwrap();
+    drop((gc, gb, ga));
+    assert_eq!(edges(d), vec![pair("A", "C"), pair("B", "C")]);
+}
+
+#[test]
+fn sigkill_while_recording_never_corrupts_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ld = LockDir::open(d, DirSource::Explicit).unwrap();
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..30 {
+        let helpers: Vec<Helper> = (0..3)
+            .map(|_| {
+                let mut h = Helper::spawn("torture", d, &[("BUSLOCK_LOCKDEP", "warn".into())]);
+                h.expect("ready");
+                h
+            })
+            .collect();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_micros(rng % 20_000));
+        for h in helpers {
+            h.kill();
+        }
+        // The file always opens and validates, every edge is one some
+        // process took (ascending names only), no inversion.
+        let reg = Registry::open(&ld, false)
+            .unwrap_or_else(|e| panic!("round {round}: registry refused: {e}"))
+            .expect("registry exists");
+        let g = reg.graph();
+        for &(f, t) in &g.edges {
+            let (f, t) = (&g.classes[f as usize], &g.classes[t as usize]);
+            assert!(f < t, "round {round}: phantom edge {f} -> {t}");
+        }
+        assert!(g.cyclic.is_empty());
+        for w in reg.witnesses() {
+            assert!(w.from < w.to, "round {round}: phantom witness {w:?}");
+            assert_eq!(w.kind, WitnessKind::Edge);
+        }
+        if round % 3 == 2 {
+            // Keep the workers recording: forget what they learned.
+            reg.reset().unwrap();
+        }
+    }
+}
+
+#[test]
+fn corrupted_registry_never_blocks_locking() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join(REGISTRY_FILE), vec![0xa5u8; 4096]).unwrap();
+    let (logs, done) = run("nest:A,B", d, "error");
+    assert_eq!(done, "ok");
+    assert_eq!(logs.len(), 1, "one message: {logs:?}");
+    assert!(logs[0].contains(".lockdep' is unusable"), "{}", logs[0]);
+    assert!(logs[0].contains("buslock order --reset"), "{}", logs[0]);
+    let ld = LockDir::open(d, DirSource::Explicit).unwrap();
+    assert!(matches!(
+        Registry::open(&ld, false),
+        Err(Error::Lockdep { .. })
+    ));
+    Registry::reinitialise(&ld).unwrap();
+    assert!(Registry::open(&ld, false).unwrap().is_some());
+}
+
+#[test]
+fn registry_symlink_fifo_and_hard_link_are_refused_and_locking_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let target = d.join("elsewhere");
+    std::fs::write(&target, b"x").unwrap();
+    let ld = LockDir::open(d, DirSource::Explicit).unwrap();
+    let reg = d.join(REGISTRY_FILE);
+
+    std::os::unix::fs::symlink(&target, &reg).unwrap();
+    let e = Registry::open(&ld, true).err().expect("symlink refused");
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert_eq!(run("nest:A,B", d, "error").1, "ok");
+    std::fs::remove_file(&reg).unwrap();
+
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &reg,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let e = Registry::open(&ld, true).err().expect("fifo refused");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    assert_eq!(run("nest:A,B", d, "error").1, "ok");
+    std::fs::remove_file(&reg).unwrap();
+
+    std::fs::hard_link(&target, &reg).unwrap();
+    let e = Registry::open(&ld, true).err().expect("hard link refused");
+    assert!(e.to_string().contains("hard links"), "{e}");
+    assert_eq!(run("nest:A,B", d, "error").1, "ok");
+    // Nothing was written through the link.
+    assert_eq!(std::fs::read(&target).unwrap(), b"x");
+}
+
+#[test]
+fn full_class_table_says_which_limit_and_locks_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (logs, done) = run("full", d, "error");
+    assert_eq!(done, "ok");
+    assert_eq!(logs.len(), 1, "one message: {logs:?}");
+    assert!(logs[0].contains("is full"), "{}", logs[0]);
+    assert!(
+        logs[0].contains("at most 128 lock names (MAX_CLASSES)"),
+        "{}",
+        logs[0]
+    );
+    let g = registry(d).graph();
+    assert_eq!(g.classes.len(), buslock::raw::registry::MAX_CLASSES);
+    assert!(!g.classes.iter().any(|c| c == "EXTRA"));
+    assert_eq!(edges(d), vec![pair("C0", "C1")]);
+}
