@@ -342,6 +342,10 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
             );
             check_dir(&d, &mut r);
             check_files(&d, &mut r);
+            for (problem, message) in super::order::doctor_notes(&d) {
+                let level = if problem { Level::Warn } else { Level::Info };
+                r.add("lock order", level, message);
+            }
             Some(d)
         }
         Err(e) => {
