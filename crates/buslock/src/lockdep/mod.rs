@@ -123,6 +123,14 @@ thread_local! {
     static WARNING: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
+/// Whether the calling thread holds a buslock lock that takes part in
+/// lock-order checking (one thread-local read). Bindings that try a lock
+/// before they wait for it skip the try then, so that the check, which a
+/// try does not make, runs.
+pub fn holds_any() -> bool {
+    !held::is_empty()
+}
+
 /// The last inversion reported in [`Mode::Warn`] on the calling thread and
 /// not taken yet (for language bindings that raise their own warnings).
 pub fn take_warning() -> Option<String> {
