@@ -18,7 +18,7 @@
 //!   [`take_warning`] (the Python binding turns it into a
 //!   `buslock.LockOrderWarning`), records the edge and goes on.
 //! - [`Mode::Error`] refuses the acquisition before it blocks with
-//!   [`Error::LockOrder`](crate::Error::LockOrder) and records the refusal.
+//!   [`Error::LockOrder`] and records the refusal.
 //! - [`Mode::Off`] neither checks nor records.
 //!
 //! A thread that holds no other buslock lock pays one thread-local read
@@ -185,7 +185,8 @@ impl Class {
     /// The class of lock `name` in `dir` (`mode`: the handle's choice, else
     /// the process's). Never fails: a registry that cannot be used turns
     /// checking off for the directory.
-    /// Inspection handles (`create` false) do not create the registry.
+    /// Inspection handles (`create` false) neither create the registry nor
+    /// add their name to it; they are checked only if the name is known.
     pub(crate) fn open(dir: &LockDir, name: &str, mode: Option<Mode>, create: bool) -> Class {
         let mode = mode.unwrap_or_else(Mode::from_env);
         let off = Class {
@@ -200,7 +201,14 @@ impl Class {
         let Some(shared) = shared_for(dir, create) else {
             return off;
         };
-        match shared.registry.register(name) {
+        // Inspection handles only look their class up: looking must not
+        // add lock names to the registry.
+        let class = if create {
+            shared.registry.register(name)
+        } else {
+            Ok(shared.registry.find_class(name))
+        };
+        match class {
             Ok(Some(idx)) => Class {
                 key: (u32::from(shared.id) << 16) | u32::from(idx),
                 shared: Some(shared),

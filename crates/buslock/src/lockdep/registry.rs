@@ -302,7 +302,7 @@ impl Registry {
         (self.page().header.class_count.load(Ordering::Acquire) as usize).min(MAX_CLASSES)
     }
 
-    fn find_class(&self, name: &str) -> Option<u16> {
+    pub(crate) fn find_class(&self, name: &str) -> Option<u16> {
         (0..self.class_count())
             .find(|&i| class_name(self.page(), i).as_deref() == Some(name))
             .map(|i| i as u16)
