@@ -122,11 +122,11 @@ impl PyMutex {
         }
     }
 
-    /// The first try of a blocking acquisition: skipped while this thread
-    /// holds another buslock lock, so that the lock-order check (which a
-    /// try does not make) runs before the acquisition.
-    fn first_try(&self, py: Python<'_>, blocking: bool) -> PyResult<Option<Held>> {
-        if blocking && buslock::lockdep::holds_any() {
+    /// The first try of an acquisition: skipped, when the acquisition
+    /// would wait, while this thread holds another buslock lock, so that
+    /// the lock-order check (which a try does not make) runs.
+    fn first_try(&self, py: Python<'_>, will_wait: bool) -> PyResult<Option<Held>> {
+        if will_wait && buslock::lockdep::holds_any() {
             return Ok(None);
         }
         self.inner.acquire(Wait::Try).map_err(|e| to_py(py, e))
@@ -217,8 +217,9 @@ impl PyMutex {
                 "can't specify a timeout for a non-blocking call",
             ));
         }
-        let mut held = self.first_try(py, blocking)?;
-        if held.is_none() && blocking && limit != Some(Duration::ZERO) {
+        let will_wait = blocking && limit != Some(Duration::ZERO);
+        let mut held = self.first_try(py, will_wait)?;
+        if held.is_none() && will_wait {
             self.check_not_mine(py)?;
             held = self.wait(py, limit)?;
         }

@@ -189,3 +189,14 @@ def test_warning_reaches_python_while_the_inverting_acquire_waits(lock_dir):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_nested_non_waiting_acquires_still_take_a_free_lock(lock_dir):
+    # Regression: while another lock is held, acquire(timeout=0) and
+    # acquire(blocking=False) must still try the (free) lock.
+    a, b = buslock.Mutex("A"), buslock.Mutex("B")
+    with a:
+        assert b.acquire(timeout=0)
+        b.release()
+        assert b.acquire(blocking=False)
+        b.release()
