@@ -461,3 +461,35 @@ fn full_class_table_says_which_limit_and_locks_keep_working() {
     assert!(!g.classes.iter().any(|c| c == "EXTRA"));
     assert_eq!(edges(d), vec![pair("C0", "C1")]);
 }
+
+#[test]
+fn registry_whose_creator_died_mid_initialisation_is_initialised() {
+    // Sized, version written, magic (written last) missing: the creator was
+    // killed inside its initialisation. The next opener initialises it.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let size = buslock::raw::registry::REGISTRY_SIZE;
+    let mut bytes = vec![0u8; size];
+    bytes[8..12].copy_from_slice(&buslock::raw::registry::REGISTRY_VERSION.to_le_bytes());
+    bytes[100] = 0x77; // half-written class table
+    std::fs::write(d.join(REGISTRY_FILE), &bytes).unwrap();
+    assert_eq!(run("nest:A,B", d, "error").1, "ok");
+    assert_eq!(edges(d), vec![pair("A", "B")]);
+}
+
+#[test]
+fn registry_lock_held_by_a_stopped_process_does_not_stall_locking() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Register A and B (no edge yet).
+    assert_eq!(run("nest:A", d, "warn").1, "ok");
+    assert_eq!(run("nest:B", d, "warn").1, "ok");
+    let file = std::fs::File::open(d.join(REGISTRY_FILE)).unwrap();
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    // The new edge cannot be recorded now: locking goes on without it.
+    assert_eq!(run("nest:A,B", d, "warn").1, "ok");
+    assert!(edges(d).is_empty());
+    drop(file);
+    assert_eq!(run("nest:A,B", d, "warn").1, "ok");
+    assert_eq!(edges(d), vec![pair("A", "B")]);
+}

@@ -320,7 +320,7 @@ impl Class {
         match self.mode {
             Mode::Error => {
                 if first {
-                    if let Ok(lock) = reg.lock() {
+                    if let Ok(lock) = reg.lock_briefly() {
                         reg.record(&lock, WITNESS_REFUSED, false, from, to, &me, &held_idx);
                     }
                 }
@@ -361,7 +361,7 @@ impl Class {
         let to = self.key as u16;
         let me = crate::identity::me();
         let held_idx = held_indices(shared.id, &held[..n]);
-        let Ok(lock) = reg.lock() else {
+        let Ok(lock) = reg.lock_briefly() else {
             return; // a stopped holder: the edge is recorded next time
         };
         for &h in &held[..n] {

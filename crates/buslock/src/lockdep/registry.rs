@@ -36,6 +36,11 @@ pub const REGISTRY_FILE: &str = ".lockdep";
 /// that is stopped, say in a debugger).
 const FLOCK_WAIT: Duration = Duration::from_secs(2);
 
+/// How long the lock path (recording an edge while holding a lock) waits
+/// for it: a stopped holder must not stall locking; the edge is recorded
+/// at a later acquisition instead.
+const FLOCK_WAIT_LOCK_PATH: Duration = Duration::from_millis(50);
+
 /// One lock directory's open registry.
 pub struct Registry {
     path: PathBuf,
@@ -72,11 +77,15 @@ fn errno(path: &Path, action: &str, e: Errno) -> Error {
 }
 
 fn take_flock(path: &Path, fd: &OwnedFd) -> Result<()> {
+    take_flock_within(path, fd, FLOCK_WAIT)
+}
+
+fn take_flock_within(path: &Path, fd: &OwnedFd, wait: Duration) -> Result<()> {
     let start = Instant::now();
     loop {
         match flock(fd.as_fd(), FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => return Ok(()),
-            Err(Errno::WOULDBLOCK) if start.elapsed() < FLOCK_WAIT => {
+            Err(Errno::WOULDBLOCK) if start.elapsed() < wait => {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(Errno::WOULDBLOCK) => {
@@ -260,11 +269,10 @@ impl Registry {
         let registry = Registry { path, map };
         let page = registry.page();
         if page.header.magic.load(Ordering::Acquire) != REGISTRY_MAGIC {
-            let all_zero = page.header.magic.load(Ordering::Relaxed) == 0
-                && page.header.version.load(Ordering::Relaxed) == 0;
-            if all_zero {
-                // A creator that died before publishing the magic left it;
-                // initialise under the lock (taken above if it was empty).
+            // The magic is written last: without it, a creator died while
+            // initialising; initialise under the lock (taken above if it
+            // was empty).
+            if page.header.magic.load(Ordering::Relaxed) == 0 {
                 let _lock = if needs_init {
                     None
                 } else {
@@ -294,6 +302,12 @@ impl Registry {
     /// Take the registry's `flock` (bounded wait).
     pub(crate) fn lock(&self) -> Result<RegistryLock<'_>> {
         take_flock(&self.path, self.map.fd())?;
+        Ok(RegistryLock { fd: self.map.fd() })
+    }
+
+    /// Take the registry's `flock` on the lock path (a short wait).
+    pub(crate) fn lock_briefly(&self) -> Result<RegistryLock<'_>> {
+        take_flock_within(&self.path, self.map.fd(), FLOCK_WAIT_LOCK_PATH)?;
         Ok(RegistryLock { fd: self.map.fd() })
     }
 
