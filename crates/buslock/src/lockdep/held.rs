@@ -39,6 +39,17 @@ pub(crate) fn is_empty() -> bool {
     HELD.with(|s| s.len.get() == 0)
 }
 
+/// Whether `f` holds for every key on the calling thread's stack (in
+/// place: no copy).
+#[inline(always)]
+pub(crate) fn all(f: impl Fn(Key) -> bool) -> bool {
+    HELD.with(|s| {
+        s.entries[..s.len.get().min(HELD_MAX)]
+            .iter()
+            .all(|e| f(e.get()))
+    })
+}
+
 /// Record that the calling thread now holds `key`.
 #[inline(always)]
 pub(crate) fn push(key: Key) {

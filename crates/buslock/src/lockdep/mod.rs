@@ -245,7 +245,16 @@ impl Class {
     /// close a cycle of recorded orders.
     #[inline(always)]
     pub(crate) fn before(&self, try_only: bool) -> Result<Pending> {
-        if held::is_empty() || self.shared.is_none() || try_only {
+        if held::is_empty() || try_only {
+            return Ok(Pending(0));
+        }
+        let Some(shared) = &self.shared else {
+            return Ok(Pending(0));
+        };
+        // Every edge from a held lock known and not an inversion: one or
+        // two loads per held lock.
+        let (reg, to, id) = (&shared.registry, self.key as u16, self.key >> 16);
+        if held::all(|h| h >> 16 != id || h == self.key || reg.is_plain_edge(h as u16, to)) {
             return Ok(Pending(0));
         }
         self.before_nested()

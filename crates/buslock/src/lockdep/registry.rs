@@ -368,6 +368,20 @@ impl Registry {
             != 0
     }
 
+    /// Whether the edge `from -> to` was recorded and did not close a
+    /// cycle (the lock path's check).
+    #[inline(always)]
+    pub(crate) fn is_plain_edge(&self, from: u16, to: u16) -> bool {
+        let (from, to) = (from as usize, to as usize);
+        if from >= MAX_CLASSES || to >= MAX_CLASSES {
+            return false;
+        }
+        let (word, bit) = (from * ROW_WORDS + to / 64, 1 << (to % 64));
+        let page = self.page();
+        page.edges[word].load(Ordering::Acquire) & bit != 0
+            && page.cyclic[word].load(Ordering::Relaxed) & bit == 0
+    }
+
     /// Whether the edge `from -> to` closed a cycle when it was taken.
     #[inline]
     pub(crate) fn is_cyclic(&self, from: u16, to: u16) -> bool {
