@@ -109,6 +109,34 @@ fn roles(role: &str) -> i32 {
             println!("@done ok");
             0
         }
+        "fork" => {
+            // Hold A, fork; the child takes B then C: it does not hold A,
+            // so only B -> C may be recorded.
+            let dir = std::env::var("BUSLOCK_DIR").unwrap();
+            let (a, b) = (open(Path::new(&dir), "A"), open(Path::new(&dir), "B"));
+            let c = open(Path::new(&dir), "C");
+            let guard = a.lock().unwrap();
+            // SAFETY: the child takes and releases one lock and exits; the
+            // lock path allocates and reads /proc, which glibc makes safe
+            // after fork.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                // try_lock: no check before it, only the push.
+                let code = match (b.try_lock(), c.lock()) {
+                    (Ok(Some(_)), Ok(_)) => 0,
+                    _ => 1,
+                };
+                std::process::exit(code);
+            }
+            let mut status = 0;
+            // SAFETY: waiting for our own child with a valid status pointer.
+            let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+            assert_eq!(rc, pid);
+            drop(guard);
+            println!("@done child={}", libc::WEXITSTATUS(status));
+            0
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -544,4 +572,12 @@ fn registry_lock_held_by_a_stopped_process_does_not_stall_locking() {
     drop(file);
     assert_eq!(run("nest:A,B", d, "warn").1, "ok");
     assert_eq!(edges(d), vec![pair("A", "B")]);
+}
+
+#[test]
+fn forked_child_keeps_its_own_holds_apart_from_the_inherited_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, done) = run("fork", dir.path(), "error");
+    assert_eq!(done, "child=0");
+    assert_eq!(edges(dir.path()), vec![pair("B", "C")]);
 }

@@ -54,7 +54,12 @@ pub(crate) fn all(f: impl Fn(Key) -> bool) -> bool {
 #[inline(always)]
 pub(crate) fn push(key: Key) {
     HELD.with(|s| {
-        let len = s.len.get();
+        let mut len = s.len.get();
+        if len > 0 && s.tid.get() != crate::identity::tid() {
+            // A `fork()`ed child: the entries are its parent's thread's.
+            s.overflow.set(0);
+            len = 0;
+        }
         if len < HELD_MAX {
             if len == 0 {
                 s.tid.set(crate::identity::tid());
