@@ -57,12 +57,38 @@ fn waiters(dir: &Path, name: &str) -> Vec<Waiter> {
     }
 }
 
-fn lock(dir: &Path, name: &str) -> Mutex {
-    Mutex::builder(name)
-        .dir(dir)
-        .lockdep(Mode::Warn)
-        .open()
-        .unwrap()
+/// Set in a re-executed test binary: the lock names to take, nested.
+const NEST_ENV: &str = "BUSLOCK_CLI_TEST_NEST";
+
+/// Re-executed as a helper process: take the locks named in
+/// [`NEST_ENV`] nested, in order (lock-order mode `warn`), and exit.
+#[test]
+fn helper_entry() {
+    let Ok(names) = std::env::var(NEST_ENV) else {
+        return;
+    };
+    let dir = std::env::var("BUSLOCK_DIR").unwrap();
+    let locks: Vec<Mutex> = names
+        .split(',')
+        .map(|n| {
+            Mutex::builder(n)
+                .dir(&dir)
+                .lockdep(Mode::Warn)
+                .open()
+                .unwrap()
+        })
+        .collect();
+    let _guards: Vec<_> = locks.iter().map(|m| m.lock().unwrap()).collect();
+}
+
+/// Take `names` (comma-separated) nested in a new process that exits.
+fn nest_in_process(dir: &Path, names: &str) {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "helper_entry", "--test-threads=1", "-q"])
+        .env("BUSLOCK_DIR", dir)
+        .env(NEST_ENV, names);
+    let out = run(c);
+    assert_eq!(out.code(), 0, "{out:?}");
 }
 
 #[test]
@@ -73,22 +99,10 @@ fn order_shows_an_inversion_with_both_witnesses_and_reset_forgets_it() {
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(out.stdout.contains("no lock order recorded"), "{out:?}");
 
-    let (a, b) = (lock(d, "A"), lock(d, "B"));
-    // Two threads, A then B and B then A (warn: both proceed).
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let _a = a.lock().unwrap();
-            let _b = b.lock().unwrap();
-        })
-        .join()
-        .unwrap();
-        s.spawn(|| {
-            let _b = b.lock().unwrap();
-            let _a = a.lock().unwrap();
-        })
-        .join()
-        .unwrap();
-    });
+    // A then B in one process that exits, B then A later in another
+    // (warn: both proceed).
+    nest_in_process(d, "A,B");
+    nest_in_process(d, "B,A");
 
     let out = run(buslock(d).args(["order"]).take_cmd());
     assert_eq!(out.code(), 0, "{out:?}");
@@ -111,7 +125,12 @@ fn order_shows_an_inversion_with_both_witnesses_and_reset_forgets_it() {
         .iter()
         .map(|o| o["witness"]["tid"].as_u64().unwrap())
         .collect();
-    assert_ne!(tids[0], tids[1], "each order has its own witness thread");
+    let pids: Vec<u64> = orders
+        .iter()
+        .map(|o| o["witness"]["pid"].as_u64().unwrap())
+        .collect();
+    assert_ne!(pids[0], pids[1], "each order has its own witness process");
+    assert_ne!(tids[0], tids[1]);
     let inv = &doc["inversions"][0];
     assert_eq!(inv["cycle"], serde_json::json!(["A", "B"]));
     assert_eq!(inv["witnesses"].as_array().unwrap().len(), 2);
