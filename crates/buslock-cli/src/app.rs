@@ -18,6 +18,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(a) => cmd::run::run(dir, &a),
         Command::Stats(a) => cmd::stats::run(dir, &a),
         Command::Doctor(a) => cmd::doctor::run(dir, a.json),
+        Command::Order(a) => cmd::order::run(dir, a.json, a.reset),
+        Command::Waits(a) => cmd::waits::run(dir, a.json),
         Command::Demo(a) => demo::run(dir, &a),
         Command::DemoWorker(a) => demo::worker::run(dir, &a),
     }

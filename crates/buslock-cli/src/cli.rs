@@ -52,6 +52,12 @@ pub enum Command {
     Stats(StatsArgs),
     /// Check the lock directory and every lock file, and say what to fix.
     Doctor(JsonArg),
+    /// The lock order learned in the directory and every inversion, with
+    /// who took each order and when; --reset forgets it.
+    Order(OrderArgs),
+    /// Who waits for which lock, held by whom, who in turn waits; deadlock
+    /// cycles flagged (exit 1).
+    Waits(JsonArg),
     /// Three workers share a simulated SPI bus; one is killed holding it.
     Demo(DemoArgs),
     /// A demo worker (started by `buslock demo`).
@@ -139,6 +145,18 @@ pub struct StatsArgs {
     /// Give up (exit 4) if --reset cannot take the lock within DUR.
     #[arg(long, value_name = "DUR", value_parser = duration, default_value = "5s")]
     pub timeout: Duration,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `order`.
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// Forget every recorded order and inversion (under the registry's
+    /// lock; reinitialises a corrupted registry).
+    #[arg(long)]
+    pub reset: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

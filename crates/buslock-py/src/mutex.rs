@@ -18,6 +18,18 @@ use crate::errors::to_py;
 use crate::info::{PyEvent, PyOwner, PyStats, PyWaiter};
 use crate::time;
 
+/// Raise the calling thread's pending lock-order report (warn mode) as a
+/// `buslock.LockOrderWarning`.
+fn order_warning(py: Python<'_>) -> PyResult<()> {
+    let Some(text) = buslock::lockdep::take_warning() else {
+        return Ok(());
+    };
+    let category = py.import("buslock.errors")?.getattr("LockOrderWarning")?;
+    let text = std::ffi::CString::new(text.replace('\0', "?"))
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    PyErr::warn(py, &category, &text, 1)
+}
+
 /// What `Mutex._reopen` needs: name, lock directory, legacy lock path.
 type ReopenArgs = (String, PathBuf, Option<PathBuf>);
 
@@ -86,13 +98,15 @@ impl PyMutex {
         let mut raised: Option<PyErr> = None;
         let outcome = py.detach(|| {
             let mut interrupted = || {
-                Python::attach(|py| match py.check_signals() {
-                    Ok(()) => false,
-                    Err(e) => {
-                        raised = Some(e);
-                        true
-                    }
-                })
+                Python::attach(
+                    |py| match py.check_signals().and_then(|()| order_warning(py)) {
+                        Ok(()) => false,
+                        Err(e) => {
+                            raised = Some(e);
+                            true
+                        }
+                    },
+                )
             };
             self.inner.acquire(Wait::Interruptible {
                 timeout,
@@ -106,6 +120,28 @@ impl PyMutex {
             })),
             Err(e) => Err(to_py(py, e)),
         }
+    }
+
+    /// The first try of an acquisition: skipped, when the acquisition
+    /// would wait, while this thread holds another buslock lock, so that
+    /// the lock-order check (which a try does not make) runs.
+    fn first_try(&self, py: Python<'_>, will_wait: bool) -> PyResult<Option<Held>> {
+        if will_wait && buslock::lockdep::holds_any() {
+            return Ok(None);
+        }
+        self.inner.acquire(Wait::Try).map_err(|e| to_py(py, e))
+    }
+
+    /// Record a successful acquisition, then raise the pending lock-order
+    /// warning; if the warning is turned into an exception, release first.
+    fn took_and_warn(&self, py: Python<'_>, held: Held) -> PyResult<()> {
+        self.took(held);
+        if let Err(e) = order_warning(py) {
+            let mut st = self.state();
+            let _ = self.inner.release(&mut st.held);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Why the calling thread cannot release.
@@ -136,15 +172,23 @@ impl PyMutex {
     /// record lock, after the mutex is taken and released before it, so that
     /// programs still using `fcntl.lockf` on that file are excluded too.
     #[new]
-    #[pyo3(signature = (name, dir=None, *, create=true, legacy_record_lock=None))]
+    ///
+    /// `lockdep`: lock-order checking for this object, `"off"`, `"warn"`
+    /// or `"error"` (None: `$BUSLOCK_LOCKDEP`, else `"warn"`).
+    #[pyo3(signature = (name, dir=None, *, create=true, legacy_record_lock=None, lockdep=None))]
     fn new(
         py: Python<'_>,
         name: &str,
         dir: Option<PathBuf>,
         create: bool,
         legacy_record_lock: Option<PathBuf>,
+        lockdep: Option<&str>,
     ) -> PyResult<Self> {
         let mut builder = buslock::Mutex::builder(name).create(create);
+        if let Some(mode) = lockdep {
+            let mode: buslock::lockdep::Mode = mode.parse().map_err(PyValueError::new_err)?;
+            builder = builder.lockdep(mode);
+        }
         if let Some(dir) = dir {
             builder = builder.dir(dir);
         }
@@ -173,14 +217,15 @@ impl PyMutex {
                 "can't specify a timeout for a non-blocking call",
             ));
         }
-        let mut held = self.inner.acquire(Wait::Try).map_err(|e| to_py(py, e))?;
-        if held.is_none() && blocking && limit != Some(Duration::ZERO) {
+        let will_wait = blocking && limit != Some(Duration::ZERO);
+        let mut held = self.first_try(py, will_wait)?;
+        if held.is_none() && will_wait {
             self.check_not_mine(py)?;
             held = self.wait(py, limit)?;
         }
         match held {
             Some(h) => {
-                self.took(h);
+                self.took_and_warn(py, h)?;
                 Ok(true)
             }
             None => Ok(false),
@@ -203,12 +248,12 @@ impl PyMutex {
     fn __enter__(slf: &Bound<'_, Self>) -> PyResult<Py<Self>> {
         let this = slf.get();
         let py = slf.py();
-        match this.inner.acquire(Wait::Try).map_err(|e| to_py(py, e))? {
-            Some(h) => this.took(h),
+        match this.first_try(py, true)? {
+            Some(h) => this.took_and_warn(py, h)?,
             None => {
                 this.check_not_mine(py)?;
                 match this.wait(py, None)? {
-                    Some(h) => this.took(h),
+                    Some(h) => this.took_and_warn(py, h)?,
                     None => unreachable!("a wait without timeout ended without the lock"),
                 }
             }
@@ -370,7 +415,7 @@ impl PyMutex {
         dir: PathBuf,
         legacy_record_lock: Option<PathBuf>,
     ) -> PyResult<Self> {
-        Self::new(py, name, Some(dir), true, legacy_record_lock)
+        Self::new(py, name, Some(dir), true, legacy_record_lock, None)
     }
 
     fn __repr__(&self) -> String {

@@ -252,6 +252,31 @@ pub enum Error {
         name: String,
     },
 
+    /// Acquiring the lock would invert the lock order recorded in its lock
+    /// directory (lock-order checking in `error` mode).
+    #[error("lock '{name}' was not acquired: {report}")]
+    LockOrder {
+        /// The lock name.
+        name: String,
+        /// The lockdep report: both orders, who took each, the scenario.
+        report: String,
+    },
+
+    /// The lock-order registry of a directory cannot be used; locks work
+    /// without order checking there.
+    #[error(
+        "lock-order registry '{}' is unusable: {what}; lock-order checking is off for this \
+         directory (locks keep working); reset it with `buslock order --reset`, or remove it \
+         (rm '{}') if it is not a buslock file",
+        path.display(), path.display()
+    )]
+    Lockdep {
+        /// The registry file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+
     /// A system call failed in a way not covered above.
     #[error("cannot {action} '{}': {source}", path.display())]
     Io {

@@ -35,6 +35,7 @@ mod error;
 pub mod events;
 pub mod identity;
 pub mod legacy;
+pub mod lockdep;
 pub mod lockfile;
 mod mutex;
 pub mod owner;

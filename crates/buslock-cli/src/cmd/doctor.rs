@@ -264,6 +264,9 @@ fn check_files(dir: &LockDir, r: &mut Report) {
     let mut locks = 0;
     for entry in entries {
         let file = entry.file_name().to_string_lossy().into_owned();
+        if file == buslock::lockdep::REGISTRY_FILE {
+            continue; // checked under "lock order"
+        }
         let path = entry.path();
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
@@ -342,6 +345,10 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
             );
             check_dir(&d, &mut r);
             check_files(&d, &mut r);
+            for (problem, message) in super::order::doctor_notes(&d) {
+                let level = if problem { Level::Warn } else { Level::Info };
+                r.add("lock order", level, message);
+            }
             Some(d)
         }
         Err(e) => {

@@ -3,9 +3,11 @@
 pub mod doctor;
 pub mod hold;
 pub mod list;
+pub mod order;
 pub mod run;
 pub mod state;
 pub mod stats;
+pub mod waits;
 pub mod watch;
 
 use std::io::IsTerminal;

@@ -29,7 +29,14 @@ from ._buslock import (
     lock_dir,
     lock_names,
 )
-from .errors import CorruptLockFile, Error, InvalidName, PermissionDenied
+from .errors import (
+    CorruptLockFile,
+    Error,
+    InvalidName,
+    LockOrderError,
+    LockOrderWarning,
+    PermissionDenied,
+)
 
 __all__ = [
     "INTERRUPT_SLICE",
@@ -37,6 +44,8 @@ __all__ = [
     "Error",
     "Event",
     "InvalidName",
+    "LockOrderError",
+    "LockOrderWarning",
     "LongestHold",
     "Mutex",
     "Owner",

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any, List, Optional, Tuple, Type, Union, final
+from typing import Any, List, Literal, Optional, Tuple, Type, Union, final
 
 __all__ = [
     "INTERRUPT_SLICE",
@@ -116,6 +116,7 @@ class Mutex:
         *,
         create: bool = True,
         legacy_record_lock: Optional[_Path] = None,
+        lockdep: Optional[Literal["off", "warn", "error"]] = None,
     ) -> "Mutex": ...
     def acquire(self, blocking: bool = True, timeout: Optional[float] = -1) -> bool:
         """Take the lock; False when `timeout` seconds passed first."""

@@ -9,12 +9,26 @@ own classes because a program may want to handle them:
 - ``CorruptLockFile``: the lock file is damaged or was made by an
   incompatible build; remove it when no program uses the lock.
 
+Lock-order checking (``BUSLOCK_LOCKDEP`` or ``Mutex(..., lockdep=...)``)
+reports an acquisition that inverts the lock order recorded in the lock
+directory with a ``LockOrderWarning`` (``warn``, the default, once per
+process) or refuses it, before it blocks, with ``LockOrderError``
+(``error``). Both messages show the orders, who took each and when, and
+the deadlock scenario.
+
 Misuse of a lock (acquiring it again from the thread that holds it,
 releasing it from a thread that does not) raises the built-in
 ``RuntimeError``, as ``threading`` does.
 """
 
-__all__ = ["CorruptLockFile", "Error", "InvalidName", "PermissionDenied"]
+__all__ = [
+    "CorruptLockFile",
+    "Error",
+    "InvalidName",
+    "LockOrderError",
+    "LockOrderWarning",
+    "PermissionDenied",
+]
 
 
 class Error(Exception):
@@ -39,3 +53,13 @@ class CorruptLockFile(Error):
 
 class InvalidName(Error, ValueError):
     """The lock name is not a short identifier (1 to 64 of A-Z a-z 0-9 . _ -)."""
+
+
+class LockOrderError(Error):
+    """Acquiring the lock would invert the lock order recorded in its lock
+    directory (a possible deadlock); it was refused before it blocked."""
+
+
+class LockOrderWarning(UserWarning):
+    """An acquisition inverted the lock order recorded in its lock directory
+    (a possible deadlock); it went ahead (lock-order mode ``warn``)."""

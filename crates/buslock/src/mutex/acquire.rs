@@ -37,6 +37,18 @@ impl Mutex {
     /// As [`Mutex::lock`] and [`Mutex::lock_interruptible`].
     #[inline(always)]
     pub fn acquire(&self, wait: Wait<'_>) -> Result<Option<Held>> {
+        // Lock order: checked before anything may block, recorded once held.
+        let order = self.lockdep.before(matches!(wait, Wait::Try))?;
+        let got = self.acquire_unchecked(wait);
+        if let Ok(Some(_)) = got {
+            self.lockdep.acquired(order);
+        }
+        got
+    }
+
+    /// [`Mutex::acquire`] without the lock-order hooks.
+    #[inline(always)]
+    fn acquire_unchecked(&self, wait: Wait<'_>) -> Result<Option<Held>> {
         let generation = self.current.load(Ordering::Acquire);
         let file = self.file(generation);
         let got = match file.map.mutex().try_lock() {
@@ -415,6 +427,7 @@ impl Mutex {
     /// Bookkeeping and unlock. The caller checked that it holds the lock.
     #[inline(always)]
     pub(super) fn exit(&self, held: &Held) -> std::result::Result<(), RawError> {
+        self.lockdep.released();
         let generation = held.generation();
         let file = self.file(generation);
         let page = file.map.page();

@@ -22,6 +22,7 @@ pub struct Builder {
     mode: OpenMode,
     legacy: Option<PathBuf>,
     label: Option<String>,
+    lockdep: Option<crate::lockdep::Mode>,
 }
 
 impl Builder {
@@ -32,6 +33,7 @@ impl Builder {
             mode: OpenMode::Create,
             legacy: None,
             label: None,
+            lockdep: None,
         }
     }
 
@@ -53,6 +55,21 @@ impl Builder {
 }
 
 impl Builder {
+    /// Lock-order checking for this handle, instead of the process's
+    /// `$BUSLOCK_LOCKDEP` (default [`Mode::Warn`](crate::lockdep::Mode::Warn));
+    /// see [`crate::lockdep`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use buslock::lockdep::Mode;
+    /// let spi = buslock::Mutex::builder("SPI").dir(dir.path()).lockdep(Mode::Error).open()?;
+    /// # Ok::<(), buslock::Error>(())
+    /// ```
+    pub fn lockdep(mut self, mode: crate::lockdep::Mode) -> Self {
+        self.lockdep = Some(mode);
+        self
+    }
+
     /// Use lock directory `dir` instead of `$BUSLOCK_DIR` or the default.
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
@@ -103,7 +120,7 @@ impl Builder {
         validate_name(&self.name)?;
         let dir = LockDir::resolve(self.dir.as_deref())?;
         let legacy = self.legacy.as_deref().map(LegacyLock::open).transpose()?;
-        let mut mutex = Mutex::open_with(dir, &self.name, self.mode, legacy)?;
+        let mut mutex = Mutex::open_with(dir, &self.name, self.mode, legacy, self.lockdep)?;
         mutex.label = self.label.as_deref().map(crate::identity::intern_label);
         Ok(mutex)
     }

@@ -128,6 +128,8 @@ pub struct Mutex {
     /// under the lock), so that dropping the handle while a guard was leaked
     /// keeps the memory mapped for the kernel's robust list.
     held: AtomicBool,
+    /// Lock-order checking for this lock (see [`crate::lockdep`]).
+    lockdep: crate::lockdep::Class,
 }
 
 /// How long [`Mutex::acquire`] may wait.
@@ -179,7 +181,7 @@ impl Mutex {
     ///
     /// See [`Builder::open`].
     pub fn open_in(dir: &LockDir, name: &str, mode: OpenMode) -> Result<Mutex> {
-        Mutex::open_with(dir.try_clone()?, name, mode, None)
+        Mutex::open_with(dir.try_clone()?, name, mode, None, None)
     }
 
     fn open_with(
@@ -187,6 +189,7 @@ impl Mutex {
         name: &str,
         mode: OpenMode,
         legacy: Option<LegacyLock>,
+        lockdep: Option<crate::lockdep::Mode>,
     ) -> Result<Mutex> {
         validate_name(name)?;
         identity::warm_up();
@@ -197,7 +200,6 @@ impl Mutex {
         Ok(Mutex {
             name: name.to_owned(),
             path,
-            dir,
             first: Some(file),
             later,
             current: AtomicUsize::new(0),
@@ -207,6 +209,8 @@ impl Mutex {
             legacy,
             label: None,
             held: AtomicBool::new(false),
+            lockdep: crate::lockdep::Class::open(&dir, name, lockdep, mode == OpenMode::Create),
+            dir,
         })
     }
 
