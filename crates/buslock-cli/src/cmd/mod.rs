@@ -15,6 +15,7 @@ use std::time::Duration;
 use buslock::{LockDir, Mutex, MutexGuard, OpenMode, Owner};
 
 use crate::error::CliError;
+use crate::output;
 use crate::render;
 use crate::signals::{self, Signals};
 
@@ -63,7 +64,8 @@ pub fn describe_holder(owner: Option<&Owner>) -> String {
 }
 
 /// Take `m`, waiting at most `timeout` (`None`: forever), giving up within
-/// one 50 ms slice of `SIGINT`, `SIGTERM` or `SIGHUP`.
+/// one 50 ms slice of any signal `sig` catches (`SIGINT`, `SIGTERM`,
+/// `SIGHUP`; for `run` every signal that would end the process).
 ///
 /// Says on standard error whom it waits for when standard error is a
 /// terminal.
@@ -76,13 +78,13 @@ pub fn acquire<'m>(
         return Ok(g);
     }
     if std::io::stderr().is_terminal() {
-        eprintln!(
-            "buslock: waiting for lock '{}', {}",
+        output::report(&format!(
+            "waiting for lock '{}', {}",
             m.name(),
             describe_holder(m.owner()?.as_ref())
-        );
+        ));
     }
-    match m.lock_interruptible(timeout, || sig.received().is_some()) {
+    match m.lock_interruptible(timeout, || sig.received_any(|_| true).is_some()) {
         Ok(Some(g)) => Ok(g),
         Ok(None) => Err(CliError::Timeout {
             name: m.name().to_owned(),
@@ -90,7 +92,7 @@ pub fn acquire<'m>(
             holder: describe_holder(m.owner()?.as_ref()),
         }),
         Err(buslock::Error::Interrupted { name }) => {
-            let signal = sig.received().unwrap_or(signals::TERM);
+            let signal = sig.received_any(|_| true).unwrap_or(signals::TERM);
             Err(CliError::Interrupted {
                 name,
                 signal,
