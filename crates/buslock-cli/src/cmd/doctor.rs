@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::error::CliError;
 use crate::exit;
 use crate::model::print_json;
-use crate::render::Style;
+use crate::render::{Style, escape};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -368,7 +368,12 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
                 Level::Warn => style.warn("warn "),
                 Level::Error => style.bad("error"),
             };
-            writeln!(out, "{level}  {}: {}", style.bold(&c.subject), c.message)?;
+            writeln!(
+                out,
+                "{level}  {}: {}",
+                style.bold(&escape(&c.subject)),
+                escape(&c.message)
+            )?;
         }
         if problems == 0 {
             writeln!(out, "{}", style.good("no problems found"))?;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::CliError;
 use crate::exit;
 use crate::model::{HolderJson, LockState, print_json};
-use crate::render::{self, Cell, Style, Table};
+use crate::render::{self, Cell, Style, Table, escape};
 
 /// One lock in `list --json`.
 #[derive(Serialize)]
@@ -115,7 +115,7 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
         out,
         "{} {} ({})",
         style.bold("lock directory"),
-        dir.path().display(),
+        escape(&dir.path().display().to_string()),
         dir.source().describe()
     )?;
     if locks.is_empty() && problems.is_empty() {
@@ -170,7 +170,7 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
     if !problems.is_empty() {
         writeln!(out, "{}", style.bad("unreadable lock files:"))?;
         for p in &problems {
-            writeln!(out, "  {}: {}", p.file, p.error)?;
+            writeln!(out, "  {}: {}", escape(&p.file), escape(&p.error))?;
         }
     }
     Ok(ExitCode::from(exit::OK))

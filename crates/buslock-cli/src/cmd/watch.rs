@@ -17,7 +17,7 @@ use crate::cli::WatchArgs;
 use crate::error::CliError;
 use crate::exit;
 use crate::model::{HolderJson, ns_of};
-use crate::render::{self, Style};
+use crate::render::{self, Style, escape};
 use crate::signals::Signals;
 
 /// How often the lock is polled.
@@ -108,6 +108,7 @@ impl Printer {
                 took_over_from_dead,
                 ..
             } => {
+                let program = escape(program);
                 let line = format!(
                     "{}  {}  {pid:>7}  {program:<16}",
                     t(time),
@@ -128,9 +129,10 @@ impl Printer {
                 previous_owner_died,
                 ..
             } => format!(
-                "{}  {}  {pid:>7}  {program:<16}  {:>8}  {:>8}{}",
+                "{}  {}  {pid:>7}  {:<16}  {:>8}  {:>8}{}",
                 t(time),
                 s.good("release"),
+                escape(program),
                 render::duration(Duration::from_nanos(waited_ns)),
                 render::duration(Duration::from_nanos(held_ns)),
                 if previous_owner_died {
@@ -158,8 +160,8 @@ impl Printer {
                     0.0
                 };
                 let holder = match holder {
-                    Some(h) if h.alive => format!("held by {} ({})", h.pid, h.program),
-                    Some(h) => format!("holder {} ({}) died", h.pid, h.program),
+                    Some(h) if h.alive => format!("held by {} ({})", h.pid, escape(&h.program)),
+                    Some(h) => format!("holder {} ({}) died", h.pid, escape(&h.program)),
                     None => "free".to_owned(),
                 };
                 s.dim(&format!(
@@ -202,7 +204,7 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
             p.style.bold(&format!(
                 "watching lock '{}' ({}); Ctrl-C to stop; times UTC",
                 args.name,
-                m.path().display()
+                escape(&m.path().display().to_string())
             ))
         )?;
         writeln!(
