@@ -65,3 +65,26 @@ fn watch_interval_0_prints_no_summary() {
     h.signal(Signal::INT);
     assert_eq!(h.finish().code(), 0);
 }
+
+#[test]
+fn watch_follows_a_replaced_lock_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = holder(dir.path());
+    let mut c = buslock(dir.path());
+    c.args(["watch", "SPI", "--json", "--interval", "0"]);
+    let mut w = Proc::spawn(c);
+    w.expect_line(|l| l.contains("\"acquire\"") && l.contains(&old.pid().to_string()));
+    // Someone deletes the lock file; the next program creates a new one.
+    std::fs::remove_file(dir.path().join("SPI.lock")).unwrap();
+    let new = holder(dir.path());
+    w.expect_line(|l| l.contains("\"replaced\""));
+    let line = w.expect_line(|l| l.contains("\"acquire\""));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["pid"], new.pid(), "{v}");
+    w.signal(Signal::INT);
+    assert_eq!(w.finish().code(), 0);
+    for h in [old, new] {
+        h.signal(Signal::INT);
+        assert_eq!(h.finish().code(), 0);
+    }
+}

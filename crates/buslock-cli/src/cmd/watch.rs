@@ -55,6 +55,10 @@ enum Line<'a> {
     Lost {
         count: u64,
     },
+    Replaced {
+        time: f64,
+        path: &'a str,
+    },
     Summary {
         time: f64,
         window_ms: f64,
@@ -181,6 +185,11 @@ impl Printer {
                     "holding the lock ({process_state}); the next holder will be told"
                 ))
             ),
+            Line::Replaced { time, path } => s.warn(&format!(
+                "{}  -- lock file replaced; following the new '{}'",
+                t(time),
+                escape(path)
+            )),
             Line::Lost { count } => s.warn(&format!(
                 "-- {count} holds finished too fast to show (ring of 64 overrun)"
             )),
@@ -262,7 +271,18 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
     let mut window_start = Instant::now();
     // What the last summary said, to skip summaries of idle windows.
     let mut last_said = None;
+    let path = m.path().display().to_string();
     loop {
+        // Programs that open the lock now use the file at the path: follow
+        // it if the one we read was replaced. Its event ring starts anew.
+        if m.follow()? {
+            p.line(&Line::Replaced {
+                time: render::unix_seconds(SystemTime::now()),
+                path: &path,
+            })?;
+            next = 0;
+            last_owner = None;
+        }
         let (events, head) = m.events_since(next);
         let mut expected = next;
         for e in &events {
