@@ -16,7 +16,7 @@
 //!
 //! Every program that opens `"SPI"` (in the same lock directory) takes
 //! turns with every other, whatever process or thread it runs in. See
-//! [`Mutex`] for the guarantees and `DESIGN.md` for how they are kept: a
+//! [`Mutex`] for the guarantees and the repository's `docs/DESIGN.md` for how they are kept: a
 //! robust, priority-inheritance, process-shared pthread mutex in a small
 //! shared file per lock.
 //!
