@@ -24,8 +24,8 @@
 //!
 //! - [`raw`]: the pthread mutex and the mapped layout; the only `unsafe`.
 //! - [`lockfile`]: where lock files live, race-free creation, validation.
-//! - The rest: [`Mutex`], [`MutexGuard`], [`Owner`], [`Stats`], [`Waiter`],
-//!   [`Event`], [`Error`].
+//! - The rest: [`Mutex`], [`MutexGuard`], [`LockView`] (read-only
+//!   inspection), [`Owner`], [`Stats`], [`Waiter`], [`Event`], [`Error`].
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -41,6 +41,7 @@ pub mod owner;
 pub mod raw;
 mod starvation;
 pub mod stats;
+mod view;
 pub mod waiters;
 
 pub use error::{Error, Result};
@@ -50,6 +51,7 @@ pub use lockfile::{DirSource, LockDir, OpenMode, validate_name};
 pub use mutex::{Builder, CHECK_INTERVAL, Held, INTERRUPT_SLICE, Mutex, MutexGuard, Wait};
 pub use owner::Owner;
 pub use stats::{Histogram, LongestHold, Stats};
+pub use view::LockView;
 pub use waiters::Waiter;
 
 /// The README's Rust examples, compiled as doc tests so they stay true.

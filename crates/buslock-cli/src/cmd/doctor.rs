@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::process::ExitCode;
 
-use buslock::{LockDir, Mutex, OpenMode, ProcessState};
+use buslock::{LockDir, LockView, ProcessState};
 use rustix::fs::Access;
 use serde::Serialize;
 
@@ -236,7 +236,7 @@ fn pid_namespace_use(ns: u64) -> NsUse {
 }
 
 fn check_lock(dir: &LockDir, file: &str, name: &str, meta: &std::fs::Metadata, r: &mut Report) {
-    let m = match Mutex::open_in(dir, name, OpenMode::Existing) {
+    let m = match LockView::open(dir, name) {
         Ok(m) => m,
         Err(e) => {
             let advice = match &e {
@@ -316,8 +316,8 @@ fn check_lock(dir: &LockDir, file: &str, name: &str, meta: &std::fs::Metadata, r
             file,
             Level::Warn,
             format!(
-                "{stale} waiter slot(s) of processes that no longer exist; `buslock state {name}` \
-                 or the next acquisition clears them"
+                "{stale} waiter slot(s) of processes that no longer exist; the next \
+                 acquisition clears them"
             ),
         );
     }

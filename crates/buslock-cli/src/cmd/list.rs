@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use buslock::{LockDir, Mutex, OpenMode};
+use buslock::{LockDir, LockView};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -76,7 +76,7 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
             });
             continue;
         };
-        match Mutex::open_in(&dir, &name, OpenMode::Existing) {
+        match LockView::open(&dir, &name) {
             Ok(m) => {
                 let owner = m.owner()?;
                 let stats = m.stats()?;

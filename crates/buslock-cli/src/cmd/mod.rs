@@ -12,16 +12,24 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
-use buslock::{LockDir, Mutex, MutexGuard, OpenMode, Owner};
+use buslock::{LockDir, LockView, Mutex, MutexGuard, OpenMode, Owner};
 
 use crate::error::CliError;
 use crate::output;
 use crate::render;
 use crate::signals::{self, Signals};
 
-/// Open an existing lock for inspection: never creates the file, never
-/// takes the lock.
-pub fn open_existing(dir: Option<&Path>, name: &str) -> Result<Mutex, CliError> {
+/// Open an existing lock for inspection, read-only: never creates the
+/// file, never takes the lock, needs read access only.
+pub fn open_existing(dir: Option<&Path>, name: &str) -> Result<LockView, CliError> {
+    buslock::validate_name(name)?;
+    let dir = LockDir::resolve(dir)?;
+    Ok(LockView::open(&dir, name)?)
+}
+
+/// Open an existing lock to take it (`stats --reset`): never creates the
+/// file.
+pub fn open_existing_mutex(dir: Option<&Path>, name: &str) -> Result<Mutex, CliError> {
     buslock::validate_name(name)?;
     let dir = LockDir::resolve(dir)?;
     Ok(Mutex::open_in(&dir, name, OpenMode::Existing)?)

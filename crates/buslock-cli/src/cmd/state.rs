@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use buslock::{Mutex, Owner, Stats, Waiter};
+use buslock::{LockView, Owner, Stats, Waiter};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -61,7 +61,7 @@ fn state_word(state: LockState, style: Style) -> String {
 }
 
 fn human(
-    m: &Mutex,
+    m: &LockView,
     state: LockState,
     owner: Option<&Owner>,
     waiters: &[Waiter],

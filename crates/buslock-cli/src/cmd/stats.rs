@@ -23,8 +23,8 @@ struct StatsDoc {
 /// Print the statistics; with `--reset`, take the lock, read them, zero
 /// them, and print what was read.
 pub fn run(dir: Option<&Path>, args: &StatsArgs) -> Result<ExitCode, CliError> {
-    let m = super::open_existing(dir, &args.name)?;
     let stats = if args.reset {
+        let m = super::open_existing_mutex(dir, &args.name)?;
         // Wait for the lock interruptibly; under it, take the snapshot
         // that is printed and reset, so that no acquisition falls between.
         let sig = Signals::install()?;
@@ -34,7 +34,7 @@ pub fn run(dir: Option<&Path>, args: &StatsArgs) -> Result<ExitCode, CliError> {
         drop(guard);
         stats
     } else {
-        m.stats()?
+        super::open_existing(dir, &args.name)?.stats()?
     };
     let mut out = std::io::stdout().lock();
     if args.json {

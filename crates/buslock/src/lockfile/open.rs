@@ -172,6 +172,54 @@ impl LockFile {
 }
 
 impl LockFile {
+    /// Open an existing lock file for reading only, with `O_RDONLY` and a
+    /// read-only mapping: what a user who may read the file but not write
+    /// it can do. The result must only be read (see
+    /// [`Mapping::map_read_only`]); [`crate::LockView`] wraps it.
+    ///
+    /// # Errors
+    ///
+    /// As [`LockFile::open`] with [`OpenMode::Existing`]; a file that is
+    /// not (yet) initialised is an error, never initialised here.
+    pub fn open_read_only(dir: &LockDir, name: &str) -> Result<LockFile> {
+        let file_name = lock_file_name(name);
+        let path = dir.path().join(&file_name);
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = match openat(dir.fd(), file_name.as_str(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Err(Error::NotFound { path }),
+            Err(e) => return Err(open_errno(&path, "open", e)),
+        };
+        let size = file_size(&path, &fd)?;
+        if size == 0 {
+            return Err(empty_file(&path));
+        }
+        if size != FILE_SIZE as u64 {
+            return Err(Error::BadSize {
+                path,
+                size,
+                expected: FILE_SIZE as u64,
+            });
+        }
+        let map = Mapping::map_read_only(fd).map_err(|e| Error::Io {
+            path: path.clone(),
+            action: "map",
+            source: e,
+        })?;
+        if map.page().header.init_state.load(Ordering::Acquire) != INIT_READY {
+            // Being initialised now, or left half-made: wait for a creator
+            // that holds the creation flock, then look again.
+            wait_for_creation_flock(&path, map.fd())?;
+            let _ = flock(map.fd().as_fd(), FlockOperation::Unlock);
+            if let Some(e) = not_ready(&path, &map) {
+                return Err(e);
+            }
+        }
+        validate(&path, &map)?;
+        Ok(LockFile { path, map })
+    }
+
     /// Whether this file is still the one at its path in `dir`: false once
     /// it was unlinked, or another file (or nothing) now sits at the path.
     /// When that cannot be told (say, the directory became unreadable), it
@@ -244,13 +292,7 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode) -> Result<Mapping> {
     let size = file_size(path, &fd)?;
     if size == 0 {
         if mode == OpenMode::Existing {
-            return Err(Error::Corrupt {
-                path: path.to_path_buf(),
-                what: "it is empty: whoever created it stopped before sizing it (it died, or \
-                       failed, e.g. on a full file system); the next program that takes the \
-                       lock initialises it"
-                    .into(),
-            });
+            return Err(empty_file(path));
         }
         fallocate(&fd, FallocateFlags::empty(), 0, FILE_SIZE as u64)
             .or_else(|e| match e {
@@ -299,25 +341,13 @@ fn wait_for_creation_flock(path: &Path, fd: &OwnedFd) -> Result<()> {
 }
 
 fn initialise(path: &Path, map: Mapping, mode: OpenMode) -> Result<Mapping> {
-    let header = &map.page().header;
-    let state = header.init_state.load(Ordering::Acquire);
-    let magic = header.magic.load(Ordering::Relaxed);
-    let result = if mode == OpenMode::Existing && state != INIT_READY {
-        // The same diagnosis as an opener that would initialise it: a file
-        // that is not a half-made buslock file is a foreign one.
-        Err(
-            if !(state == INIT_NONE || state == INIT_RUNNING) || !(magic == 0 || magic == MAGIC) {
-                unrecognised(path, state, magic)
-            } else {
-                Error::Corrupt {
-                    path: path.to_path_buf(),
-                    what: "it was never completely initialised: whoever created it stopped \
-                       first (it died, or failed, e.g. on a full file system); the next \
-                       program that takes the lock initialises it"
-                        .into(),
-                }
-            },
-        )
+    let not_ready = if mode == OpenMode::Existing {
+        not_ready(path, &map)
+    } else {
+        None
+    };
+    let result = if let Some(e) = not_ready {
+        Err(e)
     } else {
         let abi = text_bytes(&abi_tag());
         let header = HeaderInit {
@@ -337,6 +367,43 @@ fn initialise(path: &Path, map: Mapping, mode: OpenMode) -> Result<Mapping> {
     };
     map.end_init();
     result.map(|()| map)
+}
+
+/// Why a file that must not be initialised here cannot be used yet, if
+/// its init state is not ready: the same diagnosis as an opener that would
+/// initialise it (a file that is not a half-made buslock file is a
+/// foreign one).
+fn not_ready(path: &Path, map: &Mapping) -> Option<Error> {
+    let header = &map.page().header;
+    let state = header.init_state.load(Ordering::Acquire);
+    if state == INIT_READY {
+        return None;
+    }
+    let magic = header.magic.load(Ordering::Relaxed);
+    Some(
+        if !(state == INIT_NONE || state == INIT_RUNNING) || !(magic == 0 || magic == MAGIC) {
+            unrecognised(path, state, magic)
+        } else {
+            Error::Corrupt {
+                path: path.to_path_buf(),
+                what: "it was never completely initialised: whoever created it stopped \
+                       first (it died, or failed, e.g. on a full file system); the next \
+                       program that takes the lock initialises it"
+                    .into(),
+            }
+        },
+    )
+}
+
+/// An empty lock file, found by a program that will not initialise it.
+fn empty_file(path: &Path) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        what: "it is empty: whoever created it stopped before sizing it (it died, or \
+               failed, e.g. on a full file system); the next program that takes the \
+               lock initialises it"
+            .into(),
+    }
 }
 
 /// A file whose header is neither a buslock header nor a half-made one.
