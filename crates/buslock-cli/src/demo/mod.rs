@@ -207,7 +207,7 @@ pub fn run(dir: Option<&Path>, a: &DemoArgs) -> Result<ExitCode, CliError> {
         writeln!(
             say,
             "lock '{LOCK}' in {}{}",
-            dir.display(),
+            render::escape(&dir.display().to_string()),
             if temporary { " (temporary)" } else { "" }
         )?;
     }
