@@ -2,8 +2,11 @@
 # Builds the Python bindings (crates/buslock-py) into a virtualenv it creates
 # and runs their pytest suite: real interpreters, real processes, real
 # SIGKILL/SIGINT, lock files in temporary directories only.
-# Needs only python3 (3.9+) with pip and venv, Rust and gcc; installs maturin
-# and pytest into the virtualenv from PyPI. Exits non-zero if any test fails.
+# Also type-checks an example program with `mypy --strict` and compares the
+# type stubs with the built module (`mypy.stubtest`).
+# Needs only python3 (3.9+) with pip and venv, Rust and gcc; installs maturin,
+# pytest and mypy into the virtualenv from PyPI. Exits non-zero if any test
+# or check fails.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 crate="$root/crates/buslock-py"
@@ -23,7 +26,7 @@ if ! "$venv/bin/python" -c '' 2>/dev/null; then
   fi
 fi
 py="$venv/bin/python"
-"$py" -m pip install --quiet --disable-pip-version-check --upgrade "maturin>=1.7,<2" pytest
+"$py" -m pip install --quiet --disable-pip-version-check --upgrade "maturin>=1.7,<2" pytest mypy
 
 echo "-- building the extension (maturin, release)"
 rm -rf "$target/py-wheels"
@@ -32,8 +35,12 @@ rm -rf "$target/py-wheels"
 "$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
   "$target"/py-wheels/buslock-*.whl
 
-echo "-- pytest"
 cd "$crate"
+echo "-- mypy --strict on an example, and stubtest against the built module"
+"$py" -m mypy --strict --no-incremental tests/typing_example.py
+"$py" -m mypy.stubtest --allowlist tests/stubtest-allowlist.txt buslock
+
+echo "-- pytest"
 # Never touch the machine's default lock directory from the tests.
 unset BUSLOCK_DIR BUSLOCK_LEGACY_DIR
 exec "$py" -m pytest -q -p no:cacheprovider tests "$@"

@@ -2,7 +2,7 @@
 //!
 //! The binary is thin: [`cli`] parses, [`app::run`] does the work and
 //! returns an exit code or an error, and [`main`] is the one place that
-//! prints errors (`buslock: <message>`) and maps them to the exit codes
+//! prints errors (`buslock: <message>`, through [`output`]) and maps them to the exit codes
 //! documented in `docs/CLI.md` and [`exit`].
 
 #![forbid(unsafe_code)]
@@ -14,6 +14,7 @@ mod demo;
 mod error;
 mod exit;
 mod model;
+mod output;
 mod render;
 mod signals;
 
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
             if let Some(code) = err.quiet_exit() {
                 return code;
             }
-            eprintln!("buslock: {err}");
+            output::report(&err.to_string());
             err.exit_code()
         }
     }

@@ -77,3 +77,28 @@ fn demo_human_output_has_the_table_and_timeline() {
         out.stdout
     );
 }
+
+#[test]
+fn demo_with_one_worker_recovers_through_its_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = buslock(dir.path());
+    c.arg("--dir").arg(dir.path()).args([
+        "demo",
+        "--workers",
+        "1",
+        "--duration",
+        "1500ms",
+        "--hold",
+        "8ms",
+        "--json",
+    ]);
+    let out = run(c);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let d = out.json();
+    assert_eq!(d["ok"], true, "{d}");
+    assert_eq!(d["owner_died"], 1, "{d}");
+    let workers = d["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0]["recovered_deaths"], 1, "{d}");
+    assert_eq!(workers[0]["pids"].as_array().unwrap().len(), 2, "restarted");
+}

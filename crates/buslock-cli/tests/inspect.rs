@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rustix::process::Signal;
 use serde_json::Value;
-use support::{Proc, buslock, run};
+use support::{Proc, buslock, eventually, run};
 
 fn keys(v: &Value) -> Vec<&str> {
     let mut k: Vec<&str> = v
@@ -195,10 +195,70 @@ fn stats_reset_zeroes_the_counters() {
     c.args(["stats", "SPI", "--reset"]);
     let out = run(c);
     assert_eq!(out.code(), 0, "{out:?}");
-    assert!(out.stdout.contains("2 acquisitions"), "{out:?}");
+    // Read under the lock just before zeroing: two uses and its own.
+    assert!(out.stdout.contains("3 acquisitions"), "{out:?}");
     let mut c = buslock(dir.path());
     c.args(["stats", "SPI", "--json"]);
-    assert_eq!(run(c).json()["stats"]["acquisitions"], 0);
+    let s = run(c).json();
+    // The reset's own hold is the first one of the new period.
+    assert_eq!(s["stats"]["acquisitions"], 1, "{s}");
+    assert_eq!(hold_count(&s), 1, "{s}");
+}
+
+fn hold_count(stats_doc: &serde_json::Value) -> u64 {
+    stats_doc["stats"]["hold_histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn stats_reset_prints_the_numbers_it_reset_not_older_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = buslock(dir.path());
+    c.args(["hold", "SPI"]);
+    let mut h = Proc::spawn(c);
+    h.expect_line(|l| l.starts_with("holding lock"));
+    // A waiter queued first, then the reset behind it.
+    let w = queue(dir.path(), &["hold", "SPI", "--for", "0s"]);
+    let r = queue(
+        dir.path(),
+        &["stats", "SPI", "--reset", "--json", "--timeout", "20s"],
+    );
+    h.signal(Signal::TERM);
+    assert_eq!(h.finish().code(), 0);
+    assert_eq!(w.finish().code(), 0);
+    let out = r.finish();
+    assert_eq!(out.code(), 0, "{out:?}");
+    let printed = out.json();
+    // The holder, the waiter, and the reset's own acquisition.
+    assert_eq!(printed["stats"]["acquisitions"], 3, "{printed}");
+    let mut c = buslock(dir.path());
+    c.args(["stats", "SPI", "--json"]);
+    let after = run(c).json();
+    assert_eq!(after["stats"]["acquisitions"], 1, "{after}");
+    assert_eq!(hold_count(&after), 1, "one hold, one acquisition: {after}");
+}
+
+/// Start `args` and wait until it waits for `SPI`.
+fn queue(dir: &Path, args: &[&str]) -> Proc {
+    let mut c = buslock(dir);
+    c.args(args);
+    let p = Proc::spawn(c);
+    let pid = p.pid();
+    eventually("the waiter to be listed", || {
+        let mut c = buslock(dir);
+        c.args(["state", "SPI", "--json"]);
+        run(c).json()["waiters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["pid"] == pid)
+            .then_some(())
+    });
+    p
 }
 
 #[test]

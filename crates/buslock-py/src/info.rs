@@ -29,16 +29,14 @@ pub(crate) struct PyOwner {
     state: &'static str,
     /// Whether the record was torn (its writer died while writing it).
     torn: bool,
+    /// Whether the holder still exists, and so really holds the lock
+    /// (False: it died holding it; the lock is free and the next holder is
+    /// told). The library decides, as for the `buslock` command.
+    alive: bool,
 }
 
 #[pymethods]
 impl PyOwner {
-    /// Whether the holder process still exists (and so really holds it).
-    #[getter]
-    fn alive(&self) -> bool {
-        !matches!(self.state, "zombie" | "gone")
-    }
-
     fn __repr__(&self) -> String {
         format!(
             "Owner(pid={}, tid={}, program={:?}, since={:.6}, held_for={:.6}, state={:?})",
@@ -49,6 +47,7 @@ impl PyOwner {
 
 impl From<buslock::Owner> for PyOwner {
     fn from(o: buslock::Owner) -> Self {
+        let alive = o.is_alive();
         PyOwner {
             pid: o.pid,
             tid: o.tid,
@@ -59,6 +58,7 @@ impl From<buslock::Owner> for PyOwner {
             took_over_from_dead: o.took_over_from_dead,
             state: o.state.as_str(),
             torn: o.torn,
+            alive,
         }
     }
 }

@@ -33,6 +33,18 @@ fn order_warning(py: Python<'_>) -> PyResult<()> {
 /// What `Mutex._reopen` needs: name, lock directory, legacy lock path.
 type ReopenArgs = (String, PathBuf, Option<PathBuf>);
 
+/// A Python argument taken for its truth value, as `threading.Lock.acquire`
+/// takes `blocking` (`acquire(0)` does not wait, `acquire(1)` does).
+pub(crate) struct Truthy(bool);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Truthy {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        obj.is_truthy().map(Truthy)
+    }
+}
+
 /// What one Python `Mutex` object knows about its own holds.
 #[derive(Debug, Default)]
 struct State {
@@ -56,6 +68,23 @@ struct State {
 /// in arrival order, and knows who holds it (`owner`). It is not recursive:
 /// acquiring it again from the holding thread raises RuntimeError, and only
 /// the holding thread can release it.
+///
+/// Mutex(name, dir=None, *, create=True, legacy_record_lock=None)
+///
+/// name: the lock's name, 1 to 64 characters from A-Z a-z 0-9 . _ - not
+///   starting with '.' or '-'; case-sensitive ("SPI" and "spi" are two
+///   locks). Every program that uses the same name in the same directory
+///   shares the lock.
+/// dir: the lock directory; None means $BUSLOCK_DIR, else
+///   /run/lock/buslock, $XDG_RUNTIME_DIR/buslock or /dev/shm/buslock.
+/// create: when True (the default) the lock file is created if it does
+///   not exist yet; when False a missing lock file raises buslock.Error
+///   instead (for monitoring tools that must not create locks).
+/// legacy_record_lock: a path that is also locked, with an exclusive POSIX
+///   record lock (the lock of fcntl.lockf), after the mutex is taken and
+///   released before it, so that old programs that still lock that file
+///   with lockf (Dexter's DI_Mutex files) are excluded too. None: no such
+///   lock.
 #[pyclass(name = "Mutex", module = "buslock", frozen)]
 pub(crate) struct PyMutex {
     inner: buslock::Mutex,
@@ -165,12 +194,7 @@ impl PyMutex {
 
 #[pymethods]
 impl PyMutex {
-    /// Open lock `name` in lock directory `dir` (None: `$BUSLOCK_DIR`, else
-    /// the default directory), creating it unless `create` is False.
-    ///
-    /// `legacy_record_lock`: a path also locked, with an exclusive POSIX
-    /// record lock, after the mutex is taken and released before it, so that
-    /// programs still using `fcntl.lockf` on that file are excluded too.
+    /// Open lock `name` (see the class documentation for the arguments).
     #[new]
     ///
     /// `lockdep`: lock-order checking for this object, `"off"`, `"warn"`
@@ -204,13 +228,15 @@ impl PyMutex {
 
     /// Take the lock, as `threading.Lock.acquire`.
     ///
-    /// With `blocking` False, never wait. Otherwise wait at most `timeout`
-    /// seconds (-1 or None: no limit). Returns True when the lock was taken,
-    /// False when the wait gave up. Ctrl-C while waiting raises
-    /// KeyboardInterrupt, leaving nothing held. Raises RuntimeError if this
-    /// thread already holds the lock (it is not recursive).
-    #[pyo3(signature = (blocking=true, timeout=-1.0))]
-    fn acquire(&self, py: Python<'_>, blocking: bool, timeout: Option<f64>) -> PyResult<bool> {
+    /// With `blocking` false (any false value: False, 0), never wait.
+    /// Otherwise wait at most `timeout` seconds (-1 or None: no limit).
+    /// Returns True when the lock was taken, False when the wait gave up.
+    /// Ctrl-C while waiting raises KeyboardInterrupt, leaving nothing held.
+    /// Raises RuntimeError if this thread already holds the lock (it is not
+    /// recursive).
+    #[pyo3(signature = (blocking=Truthy(true), timeout=-1.0), text_signature = "($self, blocking=True, timeout=-1)")]
+    fn acquire(&self, py: Python<'_>, blocking: Truthy, timeout: Option<f64>) -> PyResult<bool> {
+        let Truthy(blocking) = blocking;
         let limit = time::timeout(timeout)?;
         if !blocking && limit.is_some() {
             return Err(PyValueError::new_err(
@@ -261,16 +287,16 @@ impl PyMutex {
         Ok(slf.clone().unbind())
     }
 
-    /// Release at the end of a `with` block; exceptions propagate.
+    /// Release at the end of a `with` block; exceptions propagate (it
+    /// returns None, as `threading.Lock.__exit__` does).
     fn __exit__(
         &self,
         py: Python<'_>,
         _exc_type: &Bound<'_, PyAny>,
         _exc: &Bound<'_, PyAny>,
         _traceback: &Bound<'_, PyAny>,
-    ) -> PyResult<bool> {
-        self.release(py)?;
-        Ok(false)
+    ) -> PyResult<()> {
+        self.release(py)
     }
 
     /// Whether some live thread holds the lock (a snapshot).
@@ -290,7 +316,7 @@ impl PyMutex {
             return Ok(());
         }
         let holder = match self.inner.owner().map_err(|e| to_py(py, e))? {
-            Some(o) => format!("held by pid {} tid {} ({})", o.pid, o.tid, o.program),
+            Some(o) => format!("held by pid {} tid {} ({:?})", o.pid, o.tid, o.program),
             None => "free".to_owned(),
         };
         Err(PyAssertionError::new_err(format!(
@@ -359,12 +385,41 @@ impl PyMutex {
         PyStats::new(py, s)
     }
 
-    /// Zero the statistics (takes the lock briefly, waiting without the
-    /// GIL).
+    /// Zero the statistics: takes the lock briefly, waiting as `with`
+    /// does (without the GIL; Ctrl-C raises KeyboardInterrupt and nothing
+    /// is reset). The reset's own hold is the first the new statistics
+    /// count. If the previous holder had died, `previous_owner_died` says
+    /// so afterwards, as after an acquire.
     fn reset_stats(&self, py: Python<'_>) -> PyResult<()> {
         self.check_not_mine(py)?;
-        py.detach(|| self.inner.reset_stats())
-            .map_err(|e| to_py(py, e))
+        let mut raised: Option<PyErr> = None;
+        let outcome = py.detach(|| {
+            let interrupted = || {
+                Python::attach(|py| match py.check_signals() {
+                    Ok(()) => false,
+                    Err(e) => {
+                        raised = Some(e);
+                        true
+                    }
+                })
+            };
+            let guard = self.inner.lock_interruptible(None, interrupted)?;
+            let guard = guard.expect("a wait without timeout ends with the lock or an error");
+            guard.reset_stats();
+            Ok::<bool, buslock::Error>(guard.previous_owner_died())
+        });
+        match outcome {
+            Ok(died) => {
+                if died {
+                    self.state().previous_owner_died = true;
+                }
+                Ok(())
+            }
+            Err(buslock::Error::Interrupted { name }) => Err(raised.unwrap_or_else(|| {
+                PyRuntimeError::new_err(format!("waiting for lock '{name}' was interrupted"))
+            })),
+            Err(e) => Err(to_py(py, e)),
+        }
     }
 
     /// Threads waiting for the lock now, longest waiting first.
@@ -420,7 +475,7 @@ impl PyMutex {
 
     fn __repr__(&self) -> String {
         let state = match self.inner.owner() {
-            Ok(Some(o)) => format!("locked by pid {} tid {} ({})", o.pid, o.tid, o.program),
+            Ok(Some(o)) => format!("locked by pid {} tid {} ({:?})", o.pid, o.tid, o.program),
             _ => "unlocked".to_owned(),
         };
         format!(

@@ -65,6 +65,18 @@ def wait_with(name):
         say_interrupted(m)
 
 
+def reset_wait(name):
+    """Mutex.reset_stats() while another process holds the lock, until
+    interrupted (SIGINT) or the holder lets go."""
+    m = buslock.Mutex(name)
+    say("waiting", os.getpid())
+    try:
+        m.reset_stats()
+        say("reset")
+    except KeyboardInterrupt:
+        say_interrupted(m)
+
+
 def dexter(name, shared_path, iterations):
     """Dexter's original algorithm on BUSLOCK_LEGACY_DIR/DI_Mutex_<name>."""
     filename = os.path.join(os.environ["BUSLOCK_LEGACY_DIR"], "DI_Mutex_" + name)

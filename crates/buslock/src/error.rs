@@ -91,6 +91,21 @@ pub enum Error {
         kind: &'static str,
     },
 
+    /// The lock file has more than one name (hard link): it may be a link
+    /// planted to make buslock write a file elsewhere.
+    #[error(
+        "lock file '{}' has {links} hard links; a lock file must have exactly one, or another \
+         name may be a file elsewhere that buslock would overwrite. Remove this name \
+         (rm '{}') when no program uses the lock",
+        path.display(), path.display()
+    )]
+    HardLink {
+        /// The lock file.
+        path: PathBuf,
+        /// Its link count.
+        links: u64,
+    },
+
     /// The lock file does not exist and creating it was not requested.
     #[error("lock file '{}' does not exist; a program must open the lock once to create it", path.display())]
     NotFound {
@@ -305,6 +320,7 @@ impl Error {
         matches!(
             self,
             Error::BadSize { .. }
+                | Error::HardLink { .. }
                 | Error::BadMagic { .. }
                 | Error::Version { .. }
                 | Error::Abi { .. }

@@ -16,7 +16,7 @@
 //!
 //! Every program that opens `"SPI"` (in the same lock directory) takes
 //! turns with every other, whatever process or thread it runs in. See
-//! [`Mutex`] for the guarantees and `DESIGN.md` for how they are kept: a
+//! [`Mutex`] for the guarantees and the repository's `docs/DESIGN.md` for how they are kept: a
 //! robust, priority-inheritance, process-shared pthread mutex in a small
 //! shared file per lock.
 //!
@@ -24,8 +24,8 @@
 //!
 //! - [`raw`]: the pthread mutex and the mapped layout; the only `unsafe`.
 //! - [`lockfile`]: where lock files live, race-free creation, validation.
-//! - The rest: [`Mutex`], [`MutexGuard`], [`Owner`], [`Stats`], [`Waiter`],
-//!   [`Event`], [`Error`].
+//! - The rest: [`Mutex`], [`MutexGuard`], [`LockView`] (read-only
+//!   inspection), [`Owner`], [`Stats`], [`Waiter`], [`Event`], [`Error`].
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -42,6 +42,7 @@ pub mod owner;
 pub mod raw;
 mod starvation;
 pub mod stats;
+mod view;
 pub mod waiters;
 
 pub use error::{Error, Result};
@@ -51,6 +52,7 @@ pub use lockfile::{DirSource, LockDir, OpenMode, validate_name};
 pub use mutex::{Builder, CHECK_INTERVAL, Held, INTERRUPT_SLICE, Mutex, MutexGuard, Wait};
 pub use owner::Owner;
 pub use stats::{Histogram, LongestHold, Stats};
+pub use view::LockView;
 pub use waiters::Waiter;
 
 /// The README's Rust examples, compiled as doc tests so they stay true.

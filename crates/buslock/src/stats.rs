@@ -56,7 +56,11 @@ pub(crate) fn on_timeout(stats: &StatsBlock) {
     stats.timeouts.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Zero everything. Called under the lock.
+/// Start counting again. Called under the lock, by its holder.
+///
+/// The hold in progress (the resetter's own) is recorded when it ends, so
+/// it counts as the first acquisition of the new period: otherwise the
+/// numbers would show a hold (and a longest hold) but no acquisition.
 pub(crate) fn reset(stats: &StatsBlock, now_real_ns: u64) {
     for c in [
         &stats.acquisitions,
@@ -76,6 +80,7 @@ pub(crate) fn reset(stats: &StatsBlock, now_real_ns: u64) {
     }
     stats.longest_program.store(&[0; 32]);
     stats.reset_real_ns.store(now_real_ns, Ordering::Relaxed);
+    stats.acquisitions.store(1, Ordering::Relaxed);
 }
 
 /// A log2 histogram of durations: bucket 0 counts everything under

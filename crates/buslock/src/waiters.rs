@@ -81,6 +81,8 @@ pub(crate) enum Scan {
     Live,
     /// Slots left by waiters that died, left in place.
     Stale,
+    /// Live waiters; nothing is written (for read-only mappings).
+    LiveReadOnly,
 }
 
 /// List waiters, longest waiting first.
@@ -101,7 +103,7 @@ pub(crate) fn scan(slots: &[WaiterSlot], which: Scan) -> Vec<Waiter> {
         }
         let (pid, tid) = split_ident(id);
         let state = process_state(pid, start_time);
-        if state.is_alive() != (which == Scan::Live) {
+        if state.is_alive() == (which == Scan::Stale) {
             if which == Scan::Live {
                 let _ = slot
                     .ident

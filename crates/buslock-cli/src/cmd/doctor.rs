@@ -7,14 +7,14 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::process::ExitCode;
 
-use buslock::{LockDir, Mutex, OpenMode};
+use buslock::{LockDir, LockView, ProcessState};
 use rustix::fs::Access;
 use serde::Serialize;
 
 use crate::error::CliError;
 use crate::exit;
 use crate::model::print_json;
-use crate::render::Style;
+use crate::render::{Style, escape};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -153,9 +153,8 @@ fn check_dir(dir: &LockDir, r: &mut Report) {
             subject,
             Level::Error,
             format!(
-                "you cannot create lock files in it ({e}); fix: add your user to group {} \
-                 (see dist/buslock.conf) or set BUSLOCK_DIR",
-                id_name("/etc/group", gid)
+                "you cannot create lock files in it ({e}); fix: {}",
+                access_fix(path, mode, gid)
             ),
         ),
     }
@@ -183,11 +182,88 @@ fn check_dir(dir: &LockDir, r: &mut Report) {
     }
 }
 
+/// Advice for a user who may not create files in the lock directory that
+/// can work: joining a group helps only if the group may write there, and
+/// the `root` group is never the answer.
+fn access_fix(path: &Path, mode: u32, gid: u32) -> String {
+    let group = id_name("/etc/group", gid);
+    if mode & 0o020 != 0 && gid != 0 {
+        format!(
+            "add your user to group {group} (then log in again), or set BUSLOCK_DIR to a \
+             directory of your own"
+        )
+    } else {
+        format!(
+            "ask the admin to give the lock directory to the bus users' group (as root: \
+             chgrp GROUP '{0}' && chmod 2770 '{0}', see dist/buslock.conf), or set \
+             BUSLOCK_DIR to a directory of your own",
+            path.display()
+        )
+    }
+}
+
+/// Which process, if any, runs in the PID namespace with inode `ns`.
+enum NsUse {
+    /// This process does.
+    Used(u32),
+    /// None of the processes this system shows.
+    Unused,
+    /// None of those we could inspect; others could not be inspected.
+    Unknown,
+}
+
+fn pid_namespace_use(ns: u64) -> NsUse {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return NsUse::Unknown;
+    };
+    let mut unreadable = false;
+    for pid in dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    {
+        match std::fs::metadata(format!("/proc/{pid}/ns/pid")) {
+            Ok(m) if m.ino() == ns => return NsUse::Used(pid),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => unreadable = true,
+        }
+    }
+    if unreadable {
+        NsUse::Unknown
+    } else {
+        NsUse::Unused
+    }
+}
+
 fn check_lock(dir: &LockDir, file: &str, name: &str, meta: &std::fs::Metadata, r: &mut Report) {
-    let m = match Mutex::open_in(dir, name, OpenMode::Existing) {
+    let m = match LockView::open(dir, name) {
         Ok(m) => m,
         Err(e) => {
+            let advice = match &e {
+                buslock::Error::PidNamespace { path, found, .. } => {
+                    Some(match pid_namespace_use(*found) {
+                        NsUse::Used(pid) => format!(
+                            "pid {pid} runs in that PID namespace and may use the lock: give \
+                             the container its own lock directory"
+                        ),
+                        NsUse::Unused => format!(
+                            "no process runs in that PID namespace any more, so nothing can \
+                             be using this file; fix: rm '{}'",
+                            path.display()
+                        ),
+                        NsUse::Unknown => format!(
+                            "no process this user can inspect runs in that PID namespace; if \
+                             the container that created the file is gone, remove it: rm '{}'",
+                            path.display()
+                        ),
+                    })
+                }
+                _ => None,
+            };
             r.add(file, Level::Error, e.to_string());
+            if let Some(advice) = advice {
+                r.add(file, Level::Info, advice);
+            }
             return;
         }
     };
@@ -216,6 +292,18 @@ fn check_lock(dir: &LockDir, file: &str, name: &str, meta: &std::fs::Metadata, r
             ),
         );
     }
+    if let Some(o) = owner.as_ref().filter(|o| o.state == ProcessState::Stopped) {
+        r.add(
+            file,
+            Level::Warn,
+            format!(
+                "its holder pid {} ({}) is stopped (Ctrl-Z, SIGSTOP or a debugger) and keeps \
+                 the lock until it continues; every other user of the lock waits; fix: kill \
+                 -CONT {} (or end it)",
+                o.pid, o.program, o.pid
+            ),
+        );
+    }
     if owner.as_ref().is_some_and(|o| o.torn) {
         r.add(
             file,
@@ -228,8 +316,8 @@ fn check_lock(dir: &LockDir, file: &str, name: &str, meta: &std::fs::Metadata, r
             file,
             Level::Warn,
             format!(
-                "{stale} waiter slot(s) of processes that no longer exist; `buslock state {name}` \
-                 or the next acquisition clears them"
+                "{stale} waiter slot(s) of processes that no longer exist; the next \
+                 acquisition clears them"
             ),
         );
     }
@@ -375,7 +463,12 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
                 Level::Warn => style.warn("warn "),
                 Level::Error => style.bad("error"),
             };
-            writeln!(out, "{level}  {}: {}", style.bold(&c.subject), c.message)?;
+            writeln!(
+                out,
+                "{level}  {}: {}",
+                style.bold(&escape(&c.subject)),
+                escape(&c.message)
+            )?;
         }
         if problems == 0 {
             writeln!(out, "{}", style.good("no problems found"))?;
@@ -392,4 +485,27 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
     } else {
         exit::HELD
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advice_for_an_unwritable_directory_never_names_group_root() {
+        let dir = Path::new("/run/lock/buslock");
+        let advice = access_fix(dir, 0o755, 0);
+        assert!(!advice.contains("group root"), "{advice}");
+        assert!(
+            advice.contains("chmod 2770 '/run/lock/buslock'"),
+            "{advice}"
+        );
+        // Group-writable but owned by group root: joining root is no fix.
+        assert!(!access_fix(dir, 0o775, 0).contains("group root"));
+        // A group that may write there: joining it works.
+        let gid = 4242; // not in /etc/group: shown as the number
+        assert!(access_fix(dir, 0o2770, gid).starts_with("add your user to group 4242"));
+        // Not group-writable: joining the group would not help.
+        assert!(!access_fix(dir, 0o755, gid).contains("add your user"));
+    }
 }

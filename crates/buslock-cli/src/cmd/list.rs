@@ -4,13 +4,13 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use buslock::{LockDir, Mutex, OpenMode};
+use buslock::{LockDir, LockView};
 use serde::Serialize;
 
 use crate::error::CliError;
 use crate::exit;
 use crate::model::{HolderJson, LockState, print_json};
-use crate::render::{self, Cell, Style, Table};
+use crate::render::{self, Cell, Style, Table, escape};
 
 /// One lock in `list --json`.
 #[derive(Serialize)]
@@ -76,7 +76,7 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
             });
             continue;
         };
-        match Mutex::open_in(&dir, &name, OpenMode::Existing) {
+        match LockView::open(&dir, &name) {
             Ok(m) => {
                 let owner = m.owner()?;
                 let stats = m.stats()?;
@@ -115,7 +115,7 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
         out,
         "{} {} ({})",
         style.bold("lock directory"),
-        dir.path().display(),
+        escape(&dir.path().display().to_string()),
         dir.source().describe()
     )?;
     if locks.is_empty() && problems.is_empty() {
@@ -170,7 +170,7 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
     if !problems.is_empty() {
         writeln!(out, "{}", style.bad("unreadable lock files:"))?;
         for p in &problems {
-            writeln!(out, "  {}: {}", p.file, p.error)?;
+            writeln!(out, "  {}: {}", escape(&p.file), escape(&p.error))?;
         }
     }
     Ok(ExitCode::from(exit::OK))

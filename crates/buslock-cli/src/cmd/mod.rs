@@ -14,15 +14,24 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
-use buslock::{LockDir, Mutex, MutexGuard, OpenMode, Owner};
+use buslock::{LockDir, LockView, Mutex, MutexGuard, OpenMode, Owner};
 
 use crate::error::CliError;
+use crate::output;
 use crate::render;
 use crate::signals::{self, Signals};
 
-/// Open an existing lock for inspection: never creates the file, never
-/// takes the lock.
-pub fn open_existing(dir: Option<&Path>, name: &str) -> Result<Mutex, CliError> {
+/// Open an existing lock for inspection, read-only: never creates the
+/// file, never takes the lock, needs read access only.
+pub fn open_existing(dir: Option<&Path>, name: &str) -> Result<LockView, CliError> {
+    buslock::validate_name(name)?;
+    let dir = LockDir::resolve(dir)?;
+    Ok(LockView::open(&dir, name)?)
+}
+
+/// Open an existing lock to take it (`stats --reset`): never creates the
+/// file.
+pub fn open_existing_mutex(dir: Option<&Path>, name: &str) -> Result<Mutex, CliError> {
     buslock::validate_name(name)?;
     let dir = LockDir::resolve(dir)?;
     Ok(Mutex::open_in(&dir, name, OpenMode::Existing)?)
@@ -65,7 +74,8 @@ pub fn describe_holder(owner: Option<&Owner>) -> String {
 }
 
 /// Take `m`, waiting at most `timeout` (`None`: forever), giving up within
-/// one 50 ms slice of `SIGINT`, `SIGTERM` or `SIGHUP`.
+/// one 50 ms slice of any signal `sig` catches (`SIGINT`, `SIGTERM`,
+/// `SIGHUP`; for `run` every signal that would end the process).
 ///
 /// Says on standard error whom it waits for when standard error is a
 /// terminal.
@@ -78,13 +88,13 @@ pub fn acquire<'m>(
         return Ok(g);
     }
     if std::io::stderr().is_terminal() {
-        eprintln!(
-            "buslock: waiting for lock '{}', {}",
+        output::report(&format!(
+            "waiting for lock '{}', {}",
             m.name(),
             describe_holder(m.owner()?.as_ref())
-        );
+        ));
     }
-    match m.lock_interruptible(timeout, || sig.received().is_some()) {
+    match m.lock_interruptible(timeout, || sig.received_any(|_| true).is_some()) {
         Ok(Some(g)) => Ok(g),
         Ok(None) => Err(CliError::Timeout {
             name: m.name().to_owned(),
@@ -92,7 +102,7 @@ pub fn acquire<'m>(
             holder: describe_holder(m.owner()?.as_ref()),
         }),
         Err(buslock::Error::Interrupted { name }) => {
-            let signal = sig.received().unwrap_or(signals::TERM);
+            let signal = sig.received_any(|_| true).unwrap_or(signals::TERM);
             Err(CliError::Interrupted {
                 name,
                 signal,

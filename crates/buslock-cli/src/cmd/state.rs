@@ -4,13 +4,13 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use buslock::{Mutex, Owner, Stats, Waiter};
+use buslock::{LockView, Owner, Stats, Waiter};
 use serde::Serialize;
 
 use crate::error::CliError;
 use crate::exit;
 use crate::model::{HolderJson, LockState, StatsJson, WaiterJson, print_json};
-use crate::render::{self, Cell, Style, Table};
+use crate::render::{self, Cell, Style, Table, escape};
 
 /// The JSON shape of `state --json`.
 #[derive(Serialize)]
@@ -61,7 +61,7 @@ fn state_word(state: LockState, style: Style) -> String {
 }
 
 fn human(
-    m: &Mutex,
+    m: &LockView,
     state: LockState,
     owner: Option<&Owner>,
     waiters: &[Waiter],
@@ -74,7 +74,7 @@ fn human(
         "{}{}  {}\n",
         label("lock"),
         style.bold(m.name()),
-        style.dim(&m.path().display().to_string())
+        style.dim(&escape(&m.path().display().to_string()))
     );
     s += &format!("{}{}\n", label("state"), state_word(state, style));
     if let Some(o) = owner {
@@ -83,7 +83,7 @@ fn human(
             label("holder"),
             o.pid,
             o.tid,
-            style.bold(&o.program)
+            style.bold(&escape(&o.program))
         );
         s += &format!(
             "{}since {}, held for {} (process {})\n",
@@ -166,7 +166,7 @@ pub fn stats_text(stats: &Stats, style: Style) -> String {
             render::duration(l.duration),
             l.pid,
             l.tid,
-            l.program,
+            escape(&l.program),
             render::timestamp(l.at)
         );
     }

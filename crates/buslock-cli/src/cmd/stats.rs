@@ -20,17 +20,22 @@ struct StatsDoc {
     stats: StatsJson,
 }
 
-/// Print the statistics; with `--reset`, print them and then zero them.
+/// Print the statistics; with `--reset`, take the lock, read them, zero
+/// them, and print what was read.
 pub fn run(dir: Option<&Path>, args: &StatsArgs) -> Result<ExitCode, CliError> {
-    let m = super::open_existing(dir, &args.name)?;
-    let stats = m.stats()?;
-    if args.reset {
-        // Wait for the lock interruptibly, then reset while holding it.
+    let stats = if args.reset {
+        let m = super::open_existing_mutex(dir, &args.name)?;
+        // Wait for the lock interruptibly; under it, take the snapshot
+        // that is printed and reset, so that no acquisition falls between.
         let sig = Signals::install()?;
         let guard = super::acquire(&m, Some(args.timeout), &sig)?;
+        let stats = m.stats()?;
         guard.reset_stats();
         drop(guard);
-    }
+        stats
+    } else {
+        super::open_existing(dir, &args.name)?.stats()?
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         let doc = StatsDoc {

@@ -17,7 +17,7 @@ use crate::cli::WatchArgs;
 use crate::error::CliError;
 use crate::exit;
 use crate::model::{HolderJson, ns_of};
-use crate::render::{self, Style};
+use crate::render::{self, Style, escape};
 use crate::signals::Signals;
 
 /// How often the lock is polled.
@@ -45,8 +45,19 @@ enum Line<'a> {
         held_ns: u64,
         previous_owner_died: bool,
     },
+    Died {
+        time: f64,
+        pid: u32,
+        tid: u32,
+        program: &'a str,
+        process_state: &'static str,
+    },
     Lost {
         count: u64,
+    },
+    Replaced {
+        time: f64,
+        path: &'a str,
     },
     Summary {
         time: f64,
@@ -60,8 +71,11 @@ enum Line<'a> {
     },
 }
 
-#[derive(Default)]
+/// One summary window: the holds that ended in it, and how long the lock
+/// was held within it (ended holds and the one in progress, clipped to the
+/// window).
 struct Window {
+    start: SystemTime,
     holds: u64,
     contended: u64,
     held: Duration,
@@ -69,12 +83,27 @@ struct Window {
 }
 
 impl Window {
+    fn new() -> Self {
+        Window {
+            start: SystemTime::now(),
+            holds: 0,
+            contended: 0,
+            held: Duration::ZERO,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// The part of `[from, to]` inside this window (up to now).
+    fn overlap(&self, from: SystemTime, to: SystemTime) -> Duration {
+        to.duration_since(from.max(self.start)).unwrap_or_default()
+    }
+
     fn add(&mut self, e: &Event) {
         self.holds += 1;
         if !e.waited.is_zero() {
             self.contended += 1;
         }
-        self.held += e.held;
+        self.held += self.overlap(e.acquired, e.acquired + e.held);
         self.waited += e.waited;
     }
 }
@@ -108,6 +137,7 @@ impl Printer {
                 took_over_from_dead,
                 ..
             } => {
+                let program = escape(program);
                 let line = format!(
                     "{}  {}  {pid:>7}  {program:<16}",
                     t(time),
@@ -128,9 +158,10 @@ impl Printer {
                 previous_owner_died,
                 ..
             } => format!(
-                "{}  {}  {pid:>7}  {program:<16}  {:>8}  {:>8}{}",
+                "{}  {}  {pid:>7}  {:<16}  {:>8}  {:>8}{}",
                 t(time),
                 s.good("release"),
+                escape(program),
                 render::duration(Duration::from_nanos(waited_ns)),
                 render::duration(Duration::from_nanos(held_ns)),
                 if previous_owner_died {
@@ -139,6 +170,26 @@ impl Printer {
                     String::new()
                 }
             ),
+            Line::Died {
+                time,
+                pid,
+                program,
+                process_state,
+                ..
+            } => format!(
+                "{}  {}  {pid:>7}  {:<16}  {}",
+                t(time),
+                s.bad("died   "),
+                escape(program),
+                s.bad(&format!(
+                    "holding the lock ({process_state}); the next holder will be told"
+                ))
+            ),
+            Line::Replaced { time, path } => s.warn(&format!(
+                "{}  -- lock file replaced; following the new '{}'",
+                t(time),
+                escape(path)
+            )),
             Line::Lost { count } => s.warn(&format!(
                 "-- {count} holds finished too fast to show (ring of 64 overrun)"
             )),
@@ -158,8 +209,8 @@ impl Printer {
                     0.0
                 };
                 let holder = match holder {
-                    Some(h) if h.alive => format!("held by {} ({})", h.pid, h.program),
-                    Some(h) => format!("holder {} ({}) died", h.pid, h.program),
+                    Some(h) if h.alive => format!("held by {} ({})", h.pid, escape(&h.program)),
+                    Some(h) => format!("holder {} ({}) died", h.pid, escape(&h.program)),
                     None => "free".to_owned(),
                 };
                 s.dim(&format!(
@@ -202,7 +253,7 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
             p.style.bold(&format!(
                 "watching lock '{}' ({}); Ctrl-C to stop; times UTC",
                 args.name,
-                m.path().display()
+                escape(&m.path().display().to_string())
             ))
         )?;
         writeln!(
@@ -216,11 +267,22 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
     }
     let mut last_owner = None;
     let mut seen: u64 = 0;
-    let mut window = Window::default();
+    let mut window = Window::new();
     let mut window_start = Instant::now();
     // What the last summary said, to skip summaries of idle windows.
     let mut last_said = None;
+    let path = m.path().display().to_string();
     loop {
+        // Programs that open the lock now use the file at the path: follow
+        // it if the one we read was replaced. Its event ring starts anew.
+        if m.follow()? {
+            p.line(&Line::Replaced {
+                time: render::unix_seconds(SystemTime::now()),
+                path: &path,
+            })?;
+            next = 0;
+            last_owner = None;
+        }
         let (events, head) = m.events_since(next);
         let mut expected = next;
         for e in &events {
@@ -248,27 +310,42 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
             }
         }
         next = head;
-        let owner = m.owner()?.filter(|o| o.is_alive());
-        let key = owner.as_ref().map(owner_key);
+        let owner = m.owner()?;
+        let key = owner.as_ref().map(|o| (owner_key(o), o.is_alive()));
         if key != last_owner {
-            if let Some(o) = &owner {
-                p.line(&Line::Acquire {
+            match &owner {
+                Some(o) if o.is_alive() => p.line(&Line::Acquire {
                     time: render::unix_seconds(o.since),
                     pid: o.pid,
                     tid: o.tid,
                     program: &o.program,
                     took_over_from_dead: o.took_over_from_dead,
-                })?;
+                })?,
+                // A holder that died holding the lock: no release event
+                // will come, so say so now rather than at the next acquire.
+                Some(o) => p.line(&Line::Died {
+                    time: render::unix_seconds(SystemTime::now()),
+                    pid: o.pid,
+                    tid: o.tid,
+                    program: &o.program,
+                    process_state: o.state.as_str(),
+                })?,
+                None => {}
             }
             last_owner = key;
         }
         let window_len = window_start.elapsed();
         let stop = sig.received().is_some() || args.for_.is_some_and(|d| start.elapsed() >= d);
-        if stop || (!args.interval.is_zero() && window_len >= args.interval) {
+        // `--interval 0`: no summaries at all, not even a last one.
+        if !args.interval.is_zero() && (stop || window_len >= args.interval) {
             let holder = m.owner()?;
+            // The hold in progress counts for the part inside the window.
+            if let Some(o) = holder.as_ref().filter(|o| o.is_alive()) {
+                window.held += window.overlap(o.since, SystemTime::now());
+            }
             let waiters = m.waiters()?.len();
             let said = Some((holder.as_ref().map(owner_key), waiters));
-            if stop || window.holds > 0 || said != last_said {
+            if stop || window.holds > 0 || !window.held.is_zero() || said != last_said {
                 p.line(&Line::Summary {
                     time: render::unix_seconds(SystemTime::now()),
                     window_ms: render::millis(window_len),
@@ -281,7 +358,7 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
                 })?;
                 last_said = said;
             }
-            window = Window::default();
+            window = Window::new();
             window_start = Instant::now();
         }
         if stop {

@@ -207,7 +207,7 @@ pub fn run(dir: Option<&Path>, a: &DemoArgs) -> Result<ExitCode, CliError> {
         writeln!(
             say,
             "lock '{LOCK}' in {}{}",
-            dir.display(),
+            render::escape(&dir.display().to_string()),
             if temporary { " (temporary)" } else { "" }
         )?;
     }
@@ -320,6 +320,17 @@ fn supervise(
                 style.bad("killed"),
                 victim.name
             )?;
+            // Restart it at once, as a service manager would; with
+            // `--workers 1` the restarted worker is the one that is told.
+            workers[0].child = setup.spawn(0, workers[0].name)?;
+            workers[0].pids.push(workers[0].child.id());
+            writeln!(
+                out,
+                "{} restarted {} as pid {}",
+                setup.at(),
+                workers[0].name,
+                workers[0].child.id()
+            )?;
             let limit = SystemTime::now() + Duration::from_secs(3);
             let taker = wait_owner(m, limit, sig, |o| o.pid != pid && o.took_over_from_dead)?;
             let recovered_by = taker.as_ref().map(|o| {
@@ -339,15 +350,6 @@ fn supervise(
                     style.good("it reset the bus and carried on")
                 )?;
             }
-            workers[0].child = setup.spawn(0, workers[0].name)?;
-            workers[0].pids.push(workers[0].child.id());
-            writeln!(
-                out,
-                "{} restarted {} as pid {}",
-                setup.at(),
-                workers[0].name,
-                workers[0].child.id()
-            )?;
             kill_info = Some(Kill {
                 worker: workers[0].name,
                 pid,

@@ -107,6 +107,12 @@ class Mutex:
     Used like threading.Lock; also excludes other processes, is released
     when its holder dies (see previous_owner_died), is fair, and is not
     recursive.
+
+    Mutex(name, dir=None, *, create=True, legacy_record_lock=None): `name`
+    is case-sensitive; `dir` None means $BUSLOCK_DIR or the default
+    directory; `create=False` raises buslock.Error instead of creating a
+    missing lock file; `legacy_record_lock` is a file also locked with
+    fcntl.lockf while the mutex is held, to exclude old lockf users.
     """
 
     def __new__(
@@ -128,7 +134,7 @@ class Mutex:
         exc_type: Optional[Type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
-    ) -> bool: ...
+    ) -> None: ...
     def locked(self) -> bool:
         """Whether some live thread holds the lock."""
     def is_held_by_current_thread(self) -> bool: ...

@@ -52,7 +52,8 @@ class CorruptLockFile(Error):
 
 
 class InvalidName(Error, ValueError):
-    """The lock name is not a short identifier (1 to 64 of A-Z a-z 0-9 . _ -)."""
+    """The lock name is not a short identifier: 1 to 64 of A-Z a-z 0-9 . _ -,
+    not starting with '.' or '-' (names are case-sensitive)."""
 
 
 class LockOrderError(Error):

@@ -5,8 +5,8 @@
 //!    under `fs.protected_regular`) and never through a link.
 //! 2. If absent, `O_CREAT|O_EXCL|O_NOFOLLOW`; losing that race to another
 //!    creator just means opening its file.
-//! 3. `fstat`: a regular file of exactly [`FILE_SIZE`] bytes, or an empty
-//!    one still being created.
+//! 3. `fstat`: a regular file with one name (no hard link) of exactly
+//!    [`FILE_SIZE`] bytes, or an empty one still being created.
 //! 4. If not ready: take the creation `flock` (bounded wait), `fallocate`
 //!    the size (so a full disk is an error now, not a `SIGBUS` later),
 //!    initialise, publish `READY`.
@@ -28,7 +28,8 @@ use super::dir::LockDir;
 use super::name::lock_file_name;
 use crate::error::{Error, Result};
 use crate::raw::layout::{
-    FILE_SIZE, INIT_READY, LAYOUT_VERSION, MAGIC, abi_tag, text_bytes, text_string,
+    FILE_SIZE, INIT_NONE, INIT_READY, INIT_RUNNING, LAYOUT_VERSION, MAGIC, abi_tag, text_bytes,
+    text_string,
 };
 use crate::raw::{HeaderInit, InitError, Mapping};
 
@@ -171,6 +172,54 @@ impl LockFile {
 }
 
 impl LockFile {
+    /// Open an existing lock file for reading only, with `O_RDONLY` and a
+    /// read-only mapping: what a user who may read the file but not write
+    /// it can do. The result must only be read (see
+    /// [`Mapping::map_read_only`]); [`crate::LockView`] wraps it.
+    ///
+    /// # Errors
+    ///
+    /// As [`LockFile::open`] with [`OpenMode::Existing`]; a file that is
+    /// not (yet) initialised is an error, never initialised here.
+    pub fn open_read_only(dir: &LockDir, name: &str) -> Result<LockFile> {
+        let file_name = lock_file_name(name);
+        let path = dir.path().join(&file_name);
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = match openat(dir.fd(), file_name.as_str(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Err(Error::NotFound { path }),
+            Err(e) => return Err(open_errno(&path, "open", e)),
+        };
+        let size = file_size(&path, &fd)?;
+        if size == 0 {
+            return Err(empty_file(&path));
+        }
+        if size != FILE_SIZE as u64 {
+            return Err(Error::BadSize {
+                path,
+                size,
+                expected: FILE_SIZE as u64,
+            });
+        }
+        let map = Mapping::map_read_only(fd).map_err(|e| Error::Io {
+            path: path.clone(),
+            action: "map",
+            source: e,
+        })?;
+        if map.page().header.init_state.load(Ordering::Acquire) != INIT_READY {
+            // Being initialised now, or left half-made: wait for a creator
+            // that holds the creation flock, then look again.
+            wait_for_creation_flock(&path, map.fd())?;
+            let _ = flock(map.fd().as_fd(), FlockOperation::Unlock);
+            if let Some(e) = not_ready(&path, &map) {
+                return Err(e);
+            }
+        }
+        validate(&path, &map)?;
+        Ok(LockFile { path, map })
+    }
+
     /// Whether this file is still the one at its path in `dir`: false once
     /// it was unlinked, or another file (or nothing) now sits at the path.
     /// When that cannot be told (say, the directory became unreadable), it
@@ -193,6 +242,10 @@ impl LockFile {
     }
 }
 
+/// The size of the open lock file, after checking that it is a regular
+/// file with exactly one name: a hard link planted at the lock path (where
+/// `fs.protected_hardlinks` is 0) would make buslock size and write a file
+/// elsewhere.
 fn file_size(path: &Path, fd: &OwnedFd) -> Result<u64> {
     let st = fstat(fd).map_err(|e| open_errno(path, "inspect", e))?;
     let ft = FileType::from_raw_mode(st.st_mode);
@@ -200,6 +253,13 @@ fn file_size(path: &Path, fd: &OwnedFd) -> Result<u64> {
         return Err(Error::NotRegularFile {
             path: path.to_path_buf(),
             kind: kind_of(ft),
+        });
+    }
+    // 0 links: unlinked since we opened it; the replaced-file logic moves on.
+    if st.st_nlink > 1 {
+        return Err(Error::HardLink {
+            path: path.to_path_buf(),
+            links: st.st_nlink as u64,
         });
     }
     Ok(st.st_size as u64)
@@ -232,10 +292,7 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode) -> Result<Mapping> {
     let size = file_size(path, &fd)?;
     if size == 0 {
         if mode == OpenMode::Existing {
-            return Err(Error::Corrupt {
-                path: path.to_path_buf(),
-                what: "it is empty (its creator died before initialising it)".into(),
-            });
+            return Err(empty_file(path));
         }
         fallocate(&fd, FallocateFlags::empty(), 0, FILE_SIZE as u64)
             .or_else(|e| match e {
@@ -284,13 +341,13 @@ fn wait_for_creation_flock(path: &Path, fd: &OwnedFd) -> Result<()> {
 }
 
 fn initialise(path: &Path, map: Mapping, mode: OpenMode) -> Result<Mapping> {
-    let result = if mode == OpenMode::Existing
-        && map.page().header.init_state.load(Ordering::Acquire) != INIT_READY
-    {
-        Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            what: "it was never completely initialised (its creator died)".into(),
-        })
+    let not_ready = if mode == OpenMode::Existing {
+        not_ready(path, &map)
+    } else {
+        None
+    };
+    let result = if let Some(e) = not_ready {
+        Err(e)
     } else {
         let abi = text_bytes(&abi_tag());
         let header = HeaderInit {
@@ -300,19 +357,7 @@ fn initialise(path: &Path, map: Mapping, mode: OpenMode) -> Result<Mapping> {
             abi: &abi,
         };
         map.initialize(&header).map(|_| ()).map_err(|e| match e {
-            InitError::Unrecognised { state, magic } => {
-                if magic != MAGIC {
-                    Error::BadMagic {
-                        path: path.to_path_buf(),
-                        found: magic,
-                    }
-                } else {
-                    Error::Corrupt {
-                        path: path.to_path_buf(),
-                        what: format!("unknown init state {state}"),
-                    }
-                }
-            }
+            InitError::Unrecognised { state, magic } => unrecognised(path, state, magic),
             InitError::Sys(e) => Error::Io {
                 path: path.to_path_buf(),
                 action: "initialise",
@@ -322,6 +367,58 @@ fn initialise(path: &Path, map: Mapping, mode: OpenMode) -> Result<Mapping> {
     };
     map.end_init();
     result.map(|()| map)
+}
+
+/// Why a file that must not be initialised here cannot be used yet, if
+/// its init state is not ready: the same diagnosis as an opener that would
+/// initialise it (a file that is not a half-made buslock file is a
+/// foreign one).
+fn not_ready(path: &Path, map: &Mapping) -> Option<Error> {
+    let header = &map.page().header;
+    let state = header.init_state.load(Ordering::Acquire);
+    if state == INIT_READY {
+        return None;
+    }
+    let magic = header.magic.load(Ordering::Relaxed);
+    Some(
+        if !(state == INIT_NONE || state == INIT_RUNNING) || !(magic == 0 || magic == MAGIC) {
+            unrecognised(path, state, magic)
+        } else {
+            Error::Corrupt {
+                path: path.to_path_buf(),
+                what: "it was never completely initialised: whoever created it stopped \
+                       first (it died, or failed, e.g. on a full file system); the next \
+                       program that takes the lock initialises it"
+                    .into(),
+            }
+        },
+    )
+}
+
+/// An empty lock file, found by a program that will not initialise it.
+fn empty_file(path: &Path) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        what: "it is empty: whoever created it stopped before sizing it (it died, or \
+               failed, e.g. on a full file system); the next program that takes the \
+               lock initialises it"
+            .into(),
+    }
+}
+
+/// A file whose header is neither a buslock header nor a half-made one.
+fn unrecognised(path: &Path, state: u32, magic: u64) -> Error {
+    if magic != MAGIC {
+        Error::BadMagic {
+            path: path.to_path_buf(),
+            found: magic,
+        }
+    } else {
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            what: format!("unknown init state {state}"),
+        }
+    }
 }
 
 /// Check that a ready file is one this build can use.

@@ -95,7 +95,9 @@ impl MutexGuard<'_> {
     }
 
     /// Zero the lock's statistics while holding it (see
-    /// [`Mutex::reset_stats`], which takes the lock itself).
+    /// [`Mutex::reset_stats`], which takes the lock itself). This hold is
+    /// the first one the new statistics count: 1 acquisition, and its hold
+    /// time once it ends.
     pub fn reset_stats(&self) {
         let page = self.mutex.file(self.held.generation()).map.page();
         crate::stats::reset(&page.stats, crate::clock::realtime_ns_syscall());

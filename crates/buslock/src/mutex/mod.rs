@@ -2,6 +2,7 @@
 
 mod acquire;
 mod builder;
+mod follow;
 mod guard;
 
 use std::fmt;
@@ -414,9 +415,11 @@ impl Mutex {
     }
 
     /// Whether some live thread holds the lock (a snapshot: it may change
-    /// at once).
+    /// at once). Follows a replaced lock file ([`Mutex::follow`]); if the
+    /// file now at the path cannot be opened, reads the one in use.
     pub fn is_locked(&self) -> bool {
-        owner::read(&self.page().owner).is_some_and(|o| o.is_alive())
+        let page = self.page_to_read().unwrap_or_else(|_| self.page());
+        owner::read(&page.owner).is_some_and(|o| o.is_alive())
     }
 
     /// Who holds the lock, read without taking it and without blocking on
@@ -425,40 +428,54 @@ impl Mutex {
     /// A holder that died while holding is still returned, with
     /// [`Owner::state`] `Gone` or `Zombie`, until the next acquisition.
     ///
+    /// Follows a replaced lock file ([`Mutex::follow`]).
+    ///
     /// # Errors
     ///
-    /// None at present; reserved for checks of the file.
+    /// Those of [`Mutex::follow`].
     pub fn owner(&self) -> Result<Option<Owner>> {
-        Ok(owner::read(&self.page().owner))
+        Ok(owner::read(&self.page_to_read()?.owner))
     }
 
     /// A snapshot of the lock's statistics, shared by all its users.
     ///
+    /// Follows a replaced lock file ([`Mutex::follow`]).
+    ///
     /// # Errors
     ///
-    /// None at present; reserved for checks of the file.
+    /// Those of [`Mutex::follow`].
     pub fn stats(&self) -> Result<Stats> {
-        Ok(stats::snapshot(&self.page().stats))
+        Ok(stats::snapshot(&self.page_to_read()?.stats))
     }
 
     /// Threads waiting for the lock now, longest waiting first. Entries of
     /// waiters that died are removed, not listed.
     ///
+    /// Follows a replaced lock file ([`Mutex::follow`]).
+    ///
     /// # Errors
     ///
-    /// None at present; reserved for checks of the file.
+    /// Those of [`Mutex::follow`].
     pub fn waiters(&self) -> Result<Vec<Waiter>> {
-        Ok(waiters::scan(&self.page().waiters, waiters::Scan::Live))
+        Ok(waiters::scan(
+            &self.page_to_read()?.waiters,
+            waiters::Scan::Live,
+        ))
     }
 
     /// Entries of the waiters table left by waiters that died, without
     /// removing them (for diagnostics; [`Mutex::waiters`] removes them).
     ///
+    /// Follows a replaced lock file ([`Mutex::follow`]).
+    ///
     /// # Errors
     ///
-    /// None at present; reserved for checks of the file.
+    /// Those of [`Mutex::follow`].
     pub fn stale_waiters(&self) -> Result<Vec<Waiter>> {
-        Ok(waiters::scan(&self.page().waiters, waiters::Scan::Stale))
+        Ok(waiters::scan(
+            &self.page_to_read()?.waiters,
+            waiters::Scan::Stale,
+        ))
     }
 
     /// Completed holds numbered `from` and later that are still in the

@@ -94,6 +94,36 @@ impl Mapping {
         Ok(Mapping { page, fd })
     }
 
+    /// `mmap(NULL, FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0)`: a mapping
+    /// for inspection by a user who may read the lock file but not write
+    /// it.
+    ///
+    /// Any store through it faults (`SIGSEGV`): the caller must only ever
+    /// load from [`Mapping::page`], and never lock, initialise or clear
+    /// anything through it. `buslock::LockView` is the one user, and has
+    /// no method that writes.
+    ///
+    /// # References
+    ///
+    /// `mmap(2)`
+    pub fn map_read_only(fd: OwnedFd) -> std::io::Result<Self> {
+        // SAFETY: as in `map`; the mapping is read-only, which only limits
+        // what may be done through it (see the doc comment).
+        let ptr = unsafe {
+            mmap(
+                core::ptr::null_mut(),
+                FILE_SIZE,
+                ProtFlags::READ,
+                MapFlags::SHARED,
+                fd.as_fd(),
+                0,
+            )
+        }?;
+        let page = NonNull::new(ptr.cast::<LockPage>())
+            .ok_or_else(|| std::io::Error::other("mmap returned NULL"))?;
+        Ok(Mapping { page, fd })
+    }
+
     /// The mapped page.
     #[inline]
     pub fn page(&self) -> &LockPage {

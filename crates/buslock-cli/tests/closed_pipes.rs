@@ -1,0 +1,111 @@
+//! A closed standard output or standard error never ends a hold early,
+//! never loses the "previous holder died" report and never panics
+//! (issue 9, item 2).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use rustix::process::Signal;
+use support::{Proc, buslock, eventually, run, wait_with_watchdog};
+
+fn state_json(dir: &std::path::Path) -> serde_json::Value {
+    let mut c = buslock(dir);
+    c.args(["state", "SPI", "--json"]);
+    run(c).json()
+}
+
+#[test]
+fn hold_with_a_closed_stdout_keeps_holding() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = buslock(dir.path());
+    c.args(["hold", "SPI", "--for", "1h"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    // Close the only read end: every write to stdout now fails (EPIPE).
+    drop(child.stdout.take());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("cannot write to standard output") && line.contains("still holding"),
+        "hold must say on stderr that stdout is closed, and keep holding: {line:?}"
+    );
+    let s = state_json(dir.path());
+    assert_eq!(s["state"], "held", "{s}");
+    assert_eq!(s["holder"]["pid"], child.id());
+    assert!(child.try_wait().unwrap().is_none(), "hold ended early");
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), Signal::TERM).unwrap();
+    assert_eq!(wait_with_watchdog(&mut child).code(), Some(0));
+    assert_eq!(state_json(dir.path())["state"], "free");
+}
+
+#[test]
+fn state_with_a_closed_stderr_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = buslock(dir.path());
+    c.args(["state", "NOPE"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stderr.take());
+    assert_eq!(
+        wait_with_watchdog(&mut child).code(),
+        Some(3),
+        "the documented exit code, not a panic (101)"
+    );
+}
+
+#[test]
+fn previous_owner_death_is_reported_whatever_pipe_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let kill_holder = || {
+        let mut c = buslock(dir.path());
+        c.args(["hold", "SPI"]);
+        let mut h = Proc::spawn(c);
+        h.expect_line(|l| l.starts_with("holding lock"));
+        h.signal(Signal::KILL);
+        let _ = h.finish();
+    };
+    // `run` with a closed stderr: no panic, the command is told.
+    kill_holder();
+    let mut c = buslock(dir.path());
+    c.args([
+        "run",
+        "SPI",
+        "--",
+        "sh",
+        "-c",
+        "echo died=$BUSLOCK_PREVIOUS_OWNER_DIED",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stderr.take());
+    let mut out = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut out)
+        .unwrap();
+    assert_eq!(wait_with_watchdog(&mut child).code(), Some(0));
+    assert_eq!(out, "died=1\n");
+    // `hold` with a closed stdout: the warning still reaches stderr.
+    kill_holder();
+    let mut c = buslock(dir.path());
+    c.args(["hold", "SPI", "--for", "0s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stdout.take());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(wait_with_watchdog(&mut child).code(), Some(0));
+    assert!(err.contains("died while holding it"), "{err:?}");
+    eventually("the stats to count both deaths", || {
+        (state_json(dir.path())["stats"]["owner_died"] == 2).then_some(())
+    });
+}

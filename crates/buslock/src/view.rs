@@ -1,0 +1,171 @@
+//! [`LockView`]: a read-only view of a lock, for users who may read its
+//! lock file but not write it (monitoring tools, `buslock state` and
+//! `list` run by someone outside the bus users' group).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::events::{self, Event};
+use crate::lockfile::{LockDir, LockFile, validate_name};
+use crate::owner::{self, Owner};
+use crate::stats::{self, Stats};
+use crate::waiters::{self, Waiter};
+
+/// A read-only view of lock `name`: who holds it, who waits, statistics
+/// and recent holds, read with read access to the lock file only.
+///
+/// It opens the file `O_RDONLY` and maps it read-only, so it can neither
+/// take the lock nor change anything in the file: unlike a [`crate::Mutex`]
+/// opened to inspect, it does not clear the waiters table's entries of
+/// dead waiters (it just does not list them), and it never creates or
+/// initialises a lock file. Like the `Mutex` inspection methods, it
+/// follows a lock file that was replaced at the lock path.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let spi = buslock::Mutex::builder("SPI").dir(dir.path()).open()?;
+/// let _guard = spi.lock()?;
+/// let dir = buslock::LockDir::resolve(Some(dir.path()))?;
+/// let view = buslock::LockView::open(&dir, "SPI")?;
+/// assert_eq!(view.owner()?.map(|o| o.pid), Some(std::process::id()));
+/// # Ok::<(), buslock::Error>(())
+/// ```
+pub struct LockView {
+    name: String,
+    dir: LockDir,
+    file: RefCell<LockFile>,
+}
+
+impl LockView {
+    /// Open a view of the existing lock `name` in `dir`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], [`Error::NotFound`] when the lock was never
+    /// created, and every problem with the file, as [`crate::Mutex`]
+    /// reports them; read permission is enough.
+    pub fn open(dir: &LockDir, name: &str) -> Result<LockView> {
+        validate_name(name)?;
+        let file = LockFile::open_read_only(dir, name)?;
+        Ok(LockView {
+            name: name.to_owned(),
+            dir: dir.try_clone()?,
+            file: RefCell::new(file),
+        })
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> PathBuf {
+        self.file.borrow().path.clone()
+    }
+
+    /// If the file in view was unlinked and another file now sits at the
+    /// lock path, view that one instead; `Ok(true)` if it moved. The event
+    /// ring is per file: follow events again from 0 after a move.
+    ///
+    /// # Errors
+    ///
+    /// Those of opening the new file ([`Error::NotFound`] excepted: with no
+    /// file at the path, the view stays on the old one).
+    pub fn follow(&self) -> Result<bool> {
+        if self.file.borrow().is_current(&self.dir) {
+            return Ok(false);
+        }
+        match LockFile::open_read_only(&self.dir, &self.name) {
+            Ok(new) => {
+                *self.file.borrow_mut() = new;
+                Ok(true)
+            }
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Read the file now at the lock path with `read`.
+    fn read<T>(&self, read: impl FnOnce(&LockFile) -> T) -> Result<T> {
+        self.follow()?;
+        Ok(read(&self.file.borrow()))
+    }
+
+    /// Who holds the lock, `None` when free (see [`crate::Mutex::owner`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`LockView::follow`].
+    pub fn owner(&self) -> Result<Option<Owner>> {
+        self.read(|f| owner::read(&f.map.page().owner))
+    }
+
+    /// Whether some live thread holds the lock (a snapshot).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`LockView::follow`].
+    pub fn is_locked(&self) -> Result<bool> {
+        Ok(self.owner()?.is_some_and(|o| o.is_alive()))
+    }
+
+    /// The lock's statistics.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`LockView::follow`].
+    pub fn stats(&self) -> Result<Stats> {
+        self.read(|f| stats::snapshot(&f.map.page().stats))
+    }
+
+    /// Live waiters, longest waiting first; entries of dead waiters are
+    /// skipped (and left for the next holder to clear).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`LockView::follow`].
+    pub fn waiters(&self) -> Result<Vec<Waiter>> {
+        self.read(|f| waiters::scan(&f.map.page().waiters, waiters::Scan::LiveReadOnly))
+    }
+
+    /// Entries of the waiters table left by waiters that died.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`LockView::follow`].
+    pub fn stale_waiters(&self) -> Result<Vec<Waiter>> {
+        self.read(|f| waiters::scan(&f.map.page().waiters, waiters::Scan::Stale))
+    }
+
+    /// Completed holds numbered `from` and later still in the ring of the
+    /// file in view, and the number to pass next time (see
+    /// [`crate::Mutex::events_since`]). Does not follow a replaced file:
+    /// call [`LockView::follow`] first.
+    pub fn events_since(&self, from: u64) -> (Vec<Event>, u64) {
+        events::read_from(&self.file.borrow().map.page().events, from)
+    }
+
+    /// Number of holds recorded in the ring of the file in view.
+    pub fn event_head(&self) -> u64 {
+        events::head(&self.file.borrow().map.page().events)
+    }
+
+    /// The directory the lock lives in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl fmt::Debug for LockView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockView")
+            .field("name", &self.name)
+            .field("path", &self.path())
+            .finish_non_exhaustive()
+    }
+}
