@@ -233,13 +233,25 @@ fn stats_reset_prints_the_numbers_it_reset_not_older_ones() {
     let out = r.finish();
     assert_eq!(out.code(), 0, "{out:?}");
     let printed = out.json();
-    // The holder, the waiter, and the reset's own acquisition.
-    assert_eq!(printed["stats"]["acquisitions"], 3, "{printed}");
     let mut c = buslock(dir.path());
     c.args(["stats", "SPI", "--json"]);
     let after = run(c).json();
-    assert_eq!(after["stats"]["acquisitions"], 1, "{after}");
-    assert_eq!(hold_count(&after), 1, "one hold, one acquisition: {after}");
+    // Interruptible waits keep FIFO only to a slice, so the waiter may come
+    // before or after the reset. Either way nothing is lost and nothing is
+    // counted twice but the reset's own acquisition, which ends the old
+    // period and starts the new one: holder + waiter + reset = 3, plus 1.
+    let printed_n = printed["stats"]["acquisitions"].as_u64().unwrap();
+    let after_n = after["stats"]["acquisitions"].as_u64().unwrap();
+    assert_eq!(printed_n + after_n, 4, "printed {printed}\nafter {after}");
+    assert!(
+        printed_n >= 2,
+        "the reset saw at least the holder and itself: {printed}"
+    );
+    assert_eq!(
+        hold_count(&after),
+        after_n,
+        "one hold per acquisition: {after}"
+    );
 }
 
 /// Start `args` and wait until it waits for `SPI`.
