@@ -2,16 +2,11 @@
 //! so the lock path makes no system call, and whether another process is
 //! still the one a record names.
 
-use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::raw::layout::{TEXT_BYTES, text_bytes};
 use crate::raw::sys::on_fork_child;
-
-thread_local! {
-    static TID: Cell<u32> = const { Cell::new(0) };
-}
 
 /// This process's pid once known; 0 before and right after `fork`.
 static PID: AtomicU32 = AtomicU32::new(0);
@@ -20,7 +15,7 @@ static PROGRAM: OnceLock<[u8; TEXT_BYTES]> = OnceLock::new();
 
 extern "C" fn forget_after_fork() {
     // Runs in the single thread of a new child: its tid and pid differ.
-    TID.with(|t| t.set(0));
+    crate::raw::robust::forget_tid();
     PID.store(0, Ordering::Relaxed);
 }
 
@@ -88,15 +83,7 @@ pub fn intern_label(label: &str) -> &'static [u8; TEXT_BYTES] {
 /// The calling thread's id (`gettid`), cached per thread.
 #[inline]
 pub fn tid() -> u32 {
-    TID.with(|t| {
-        let v = t.get();
-        if v != 0 {
-            return v;
-        }
-        let v = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-        t.set(v);
-        v
-    })
+    crate::raw::robust::tid()
 }
 
 /// Make sure fork hooks are installed and the identity is cached.

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+mod deadlock;
 mod error;
 pub mod events;
 pub mod identity;

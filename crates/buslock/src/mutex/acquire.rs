@@ -9,7 +9,7 @@ use super::{CHECK_INTERVAL, Held, MAX_GENERATIONS, Mutex, Wait, timespec};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{self, HoldRecord};
-use crate::identity::Me;
+use crate::identity::{self, Me};
 use crate::legacy::{LegacyFailure, LegacyWait};
 use crate::lockfile::{LockFile, OpenMode};
 use crate::owner;
@@ -43,6 +43,7 @@ impl Mutex {
             Ok(Acquire::Busy) if matches!(wait, Wait::Try) => return Ok(None),
             Ok(Acquire::Busy) => return self.acquire_slow(wait, None),
             Ok(got) => got,
+            Err(RawError::WouldDeadlock) => return self.acquire_slow(wait, None),
             Err(e) => return Err(self.raw_error(e)),
         };
         let header = &file.map.page().header;
@@ -91,7 +92,18 @@ impl Mutex {
                         generation = self.follow_replacement(generation)?;
                     }
                     let raw = self.file(generation).map.mutex();
-                    match raw.try_lock().map_err(|e| self.raw_error(e))? {
+                    // A try asks the kernel when the word is taken: a word
+                    // naming a thread that no longer exists is taken over.
+                    let tried = if try_only {
+                        raw.try_lock_kernel()
+                    } else {
+                        raw.try_lock()
+                    };
+                    let tried = match tried {
+                        Err(RawError::WouldDeadlock) => self.own_word(generation),
+                        other => other.map_err(|e| self.raw_error(e)),
+                    };
+                    match tried? {
                         Acquire::Busy if try_only => return Ok(None),
                         Acquire::Busy => {
                             waited = true;
@@ -210,6 +222,23 @@ impl Mutex {
                 owner_died,
             )));
         }
+    }
+
+    /// The lock word names this thread: recursion if the owner record says
+    /// this thread holds the lock; otherwise the word is stale (a lock file
+    /// saved while held, whose holder's TID is this thread's now) and is
+    /// taken over as from a dead holder.
+    #[cold]
+    fn own_word(&self, generation: usize) -> std::result::Result<Acquire, Error> {
+        let file = self.file(generation);
+        if owner::is_me(&file.map.page().owner, &identity::me()) {
+            return Err(Error::Recursive {
+                name: self.name.clone(),
+            });
+        }
+        let raw = file.map.mutex();
+        raw.take_over_stale(raw.word())
+            .ok_or_else(|| self.raw_error(RawError::Other(libc::EAGAIN)))
     }
 
     /// Wait for generation `generation`'s mutex, listed in the waiters
@@ -397,16 +426,11 @@ impl Mutex {
         Held::new(waited.unwrap_or(0), me.tid, generation, owner_died)
     }
 
-    /// Make the mutex consistent after `EOWNERDEAD` and repair what the
-    /// dead holder may have left half-written.
+    /// After taking over from a dead holder (the lock word is already
+    /// consistent again): repair what it may have left half-written.
     #[cold]
     fn recover(&self, generation: usize) -> Result<()> {
         let file = self.file(generation);
-        if let Err(e) = file.map.mutex().consistent() {
-            let err = self.raw_error(e);
-            let _ = file.map.mutex().unlock();
-            return Err(err);
-        }
         owner::repair(&file.map.page().owner);
         crate::waiters::reap(&file.map.page().waiters);
         Ok(())

@@ -342,10 +342,7 @@ impl Mutex {
             RawError::WouldDeadlock => Error::Recursive {
                 name: self.name.clone(),
             },
-            RawError::NotRecoverable => Error::NotRecoverable {
-                name: self.name.clone(),
-                path: self.path.clone(),
-            },
+            RawError::Deadlock => crate::deadlock::error(&self.dir, &self.name),
             RawError::NotOwner => Error::NotOwner {
                 name: self.name.clone(),
             },
