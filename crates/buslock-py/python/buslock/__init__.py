@@ -29,11 +29,12 @@ from ._buslock import (
     lock_dir,
     lock_names,
 )
-from .errors import CorruptLockFile, Error, InvalidName, PermissionDenied
+from .errors import CorruptLockFile, DeadlockError, Error, InvalidName, PermissionDenied
 
 __all__ = [
     "INTERRUPT_SLICE",
     "CorruptLockFile",
+    "DeadlockError",
     "Error",
     "Event",
     "InvalidName",

@@ -8,13 +8,18 @@ own classes because a program may want to handle them:
   use the lock directory or lock file; a user, group or mode must change.
 - ``CorruptLockFile``: the lock file is damaged or was made by an
   incompatible build; remove it when no program uses the lock.
+- ``DeadlockError``: waiting for the lock would close a cycle (this thread
+  holds a lock that the holder of this one waits for, perhaps through other
+  locks). Nothing was changed and the thread keeps the locks it holds;
+  release them so that the others proceed. The message names every lock,
+  pid, tid and program in the cycle.
 
 Misuse of a lock (acquiring it again from the thread that holds it,
 releasing it from a thread that does not) raises the built-in
 ``RuntimeError``, as ``threading`` does.
 """
 
-__all__ = ["CorruptLockFile", "Error", "InvalidName", "PermissionDenied"]
+__all__ = ["CorruptLockFile", "DeadlockError", "Error", "InvalidName", "PermissionDenied"]
 
 
 class Error(Exception):
@@ -39,3 +44,7 @@ class CorruptLockFile(Error):
 
 class InvalidName(Error, ValueError):
     """The lock name is not a short identifier (1 to 64 of A-Z a-z 0-9 . _ -)."""
+
+
+class DeadlockError(Error):
+    """Waiting for the lock would deadlock; the message names the cycle."""

@@ -5,6 +5,7 @@ use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::holder::{self, Verdict};
 use super::{CHECK_INTERVAL, Held, MAX_GENERATIONS, Mutex, Wait, timespec};
 use crate::clock;
 use crate::error::{Error, Result};
@@ -13,6 +14,7 @@ use crate::identity::{self, Me};
 use crate::legacy::{LegacyFailure, LegacyWait};
 use crate::lockfile::{LockFile, OpenMode};
 use crate::owner;
+use crate::raw::mutex::FUTEX_WAITERS;
 use crate::raw::{Acquire, RawError};
 use crate::starvation;
 use crate::stats;
@@ -21,6 +23,16 @@ use crate::waiters::WaiterEntry;
 /// How often an acquirer that stepped aside looks whether the older waiter
 /// was served.
 const YIELD_POLL: Duration = Duration::from_millis(1);
+
+/// What [`Mutex::confirm_holder`] found.
+enum Confirmed {
+    /// The word names the real holder (or the kernel decides): queue.
+    Queue,
+    /// This thread took the lock while polling an unconfirmed holder.
+    Got(Acquire),
+    /// The deadline passed while polling.
+    TimedOut,
+}
 
 /// A mutex taken on the fast path that needs the slow path's care.
 struct Taken {
@@ -40,7 +52,8 @@ impl Mutex {
         let generation = self.current.load(Ordering::Acquire);
         let file = self.file(generation);
         let got = match file.map.mutex().try_lock() {
-            Ok(Acquire::Busy) if matches!(wait, Wait::Try) => return Ok(None),
+            // A try asks the kernel (one system call) in the slow path, so
+            // that a word naming a vanished thread is taken over.
             Ok(Acquire::Busy) => return self.acquire_slow(wait, None),
             Ok(got) => got,
             Err(RawError::WouldDeadlock) => return self.acquire_slow(wait, None),
@@ -256,6 +269,11 @@ impl Mutex {
         let header = &file.map.page().header;
         let _listed = WaiterEntry::enter(&file.map.page().waiters, me, start);
         let outcome = loop {
+            match self.confirm_holder(generation, end, interrupted.as_deref_mut())? {
+                Confirmed::Queue => {}
+                Confirmed::Got(got) => break Ok(got),
+                Confirmed::TimedOut => break Ok(Acquire::Busy),
+            }
             let Some(check) = interrupted.as_mut() else {
                 break match end {
                     None => raw.lock(),
@@ -287,6 +305,100 @@ impl Mutex {
         match outcome.map_err(|e| self.raw_error(e))? {
             Acquire::Busy => Ok(None),
             got => Ok(Some(got)),
+        }
+    }
+
+    /// Before queueing in the kernel: make sure the word names the real
+    /// holder (see `holder.rs`); poll while it is unconfirmed, and take a
+    /// stale word over.
+    fn confirm_holder<'f>(
+        &self,
+        generation: usize,
+        end: Option<u64>,
+        mut interrupted: Option<&mut (dyn FnMut() -> bool + 'f)>,
+    ) -> Result<Confirmed> {
+        let file = self.file(generation);
+        let raw = file.map.mutex();
+        let rec = &file.map.page().owner;
+        let mut seen = raw.word();
+        if holder::judge(rec, seen) == Verdict::Kernel {
+            return Ok(Confirmed::Queue);
+        }
+        self.confirm_slow(
+            file,
+            end,
+            &mut interrupted,
+            seen & !FUTEX_WAITERS,
+            &mut seen,
+        )
+    }
+
+    #[cold]
+    fn confirm_slow<'f>(
+        &self,
+        file: &LockFile,
+        end: Option<u64>,
+        interrupted: &mut Option<&mut (dyn FnMut() -> bool + 'f)>,
+        mut same: u32,
+        seen: &mut u32,
+    ) -> Result<Confirmed> {
+        let raw = file.map.mutex();
+        let rec = &file.map.page().owner;
+        let mut since = clock::monotonic_ns_syscall();
+        let mut looked = false;
+        let mut next_ask = since + super::INTERRUPT_SLICE.as_nanos() as u64;
+        loop {
+            let now = clock::monotonic_ns_syscall();
+            if *seen & !FUTEX_WAITERS != same {
+                same = *seen & !FUTEX_WAITERS;
+                since = now;
+                looked = false;
+            }
+            let unconfirmed_ns = now.saturating_sub(since);
+            if !looked && unconfirmed_ns >= holder::LOOK_AFTER.as_nanos() as u64 {
+                looked = true;
+                match holder::cannot_hold(file, *seen) {
+                    Some(true) => {
+                        if let Some(got) = raw.take_over_stale(*seen) {
+                            return Ok(Confirmed::Got(got));
+                        }
+                    }
+                    // It maps the file: a holder between its word and its
+                    // record. Wait as long as it takes.
+                    Some(false) => since = u64::MAX,
+                    None => {}
+                }
+            } else if looked
+                && since != u64::MAX
+                && unconfirmed_ns >= holder::STALE_AFTER.as_nanos() as u64
+            {
+                if let Some(got) = raw.take_over_stale(*seen) {
+                    return Ok(Confirmed::Got(got));
+                }
+            }
+            if end.is_some_and(|e| now >= e) {
+                return Ok(Confirmed::TimedOut);
+            }
+            if let Some(check) = interrupted.as_mut() {
+                if now >= next_ask {
+                    if check() {
+                        return Err(Error::Interrupted {
+                            name: self.name.clone(),
+                        });
+                    }
+                    next_ask = now + super::INTERRUPT_SLICE.as_nanos() as u64;
+                }
+            }
+            std::thread::sleep(holder::POLL);
+            match raw.try_lock() {
+                Ok(Acquire::Busy) => {}
+                Ok(got) => return Ok(Confirmed::Got(got)),
+                Err(e) => return Err(self.raw_error(e)),
+            }
+            *seen = raw.word();
+            if holder::judge(rec, *seen) == Verdict::Kernel {
+                return Ok(Confirmed::Queue);
+            }
         }
     }
 
@@ -438,7 +550,7 @@ impl Mutex {
 
     /// Bookkeeping and unlock. The caller checked that it holds the lock.
     #[inline(always)]
-    pub(super) fn exit(&self, held: &Held) -> std::result::Result<(), RawError> {
+    pub(super) fn exit(&self, held: &Held, abandoned: bool) -> std::result::Result<(), RawError> {
         let generation = held.generation();
         let file = self.file(generation);
         let page = file.map.page();
@@ -461,6 +573,9 @@ impl Mutex {
             legacy.unlock();
         }
         owner::clear(&page.owner);
+        if abandoned {
+            owner::set_death_pending(&page.owner);
+        }
         self.held.store(false, Ordering::Relaxed);
         let unlocked = file.map.mutex().unlock();
         if now >= self.next_check_ns.load(Ordering::Relaxed)

@@ -3,6 +3,7 @@
 mod acquire;
 mod builder;
 mod guard;
+mod holder;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -362,6 +363,24 @@ impl Mutex {
     /// [`Error::NotOwner`] when `held` is empty or belongs to another thread
     /// (the lock stays held, `held` keeps its proof).
     pub fn release(&self, held: &mut Option<Held>) -> Result<()> {
+        self.release_as(held, false)
+    }
+
+    /// Release a lock taken with [`Mutex::acquire`] whose holder ended
+    /// without releasing it deliberately, so that the next holder is told,
+    /// as after a death ([`MutexGuard::previous_owner_died`]): for bindings
+    /// whose lock object is finalised while held (a Python program ended
+    /// by an uncaught exception or `sys.exit()`). A guard dropped while its
+    /// thread panics does the same by itself.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::release`].
+    pub fn release_abandoned(&self, held: &mut Option<Held>) -> Result<()> {
+        self.release_as(held, true)
+    }
+
+    fn release_as(&self, held: &mut Option<Held>, abandoned: bool) -> Result<()> {
         let me = identity::me();
         let mine = held.as_ref().is_some_and(|h| {
             h.tid() == me.tid && owner::is_me(&self.file(h.generation()).map.page().owner, &me)
@@ -375,7 +394,7 @@ impl Mutex {
                 });
             }
         };
-        self.exit(&proof).map_err(|e| self.raw_error(e))
+        self.exit(&proof, abandoned).map_err(|e| self.raw_error(e))
     }
 
     /// Panic unless the calling thread holds this lock. Like an RTOS
@@ -409,20 +428,27 @@ impl Mutex {
     /// Whether some live thread holds the lock (a snapshot: it may change
     /// at once).
     pub fn is_locked(&self) -> bool {
-        owner::read(&self.page().owner).is_some_and(|o| o.is_alive())
+        let page = self.page();
+        owner::read_with_word(&page.owner, Some(page.mutex.mutex.word()))
+            .is_some_and(|o| o.is_alive())
     }
 
     /// Who holds the lock, read without taking it and without blocking on
     /// the holder. `None` when free.
     ///
-    /// A holder that died while holding is still returned, with
-    /// [`Owner::state`] `Gone` or `Zombie`, until the next acquisition.
+    /// A holder that died while holding (or whose thread ended inside a
+    /// live process) is still returned, with [`Owner::state`] `Gone` or
+    /// `Zombie`, until the next acquisition.
     ///
     /// # Errors
     ///
     /// None at present; reserved for checks of the file.
     pub fn owner(&self) -> Result<Option<Owner>> {
-        Ok(owner::read(&self.page().owner))
+        let page = self.page();
+        Ok(owner::read_with_word(
+            &page.owner,
+            Some(page.mutex.mutex.word()),
+        ))
     }
 
     /// A snapshot of the lock's statistics, shared by all its users.
