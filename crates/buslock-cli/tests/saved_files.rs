@@ -77,7 +77,10 @@ fn saved_lock_file_naming_a_live_unrelated_thread_is_free_in_state_and_taken_ove
     assert_eq!(code, 0, "not held: {s}");
     assert_eq!(s["holder"]["alive"], false, "{s}");
     run_takes_it_over(saved.path());
-    assert!(stranger.try_wait().unwrap().is_none(), "the stranger is undisturbed");
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "the stranger is undisturbed"
+    );
     let _ = stranger.kill();
     let _ = stranger.wait();
 }

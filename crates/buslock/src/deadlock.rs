@@ -36,12 +36,37 @@ fn esc(s: &str) -> String {
     s.escape_debug().to_string()
 }
 
+/// What the records say about a wait the kernel refused with `EDEADLK`.
+pub(crate) enum Cycle {
+    /// The cycle comes back to this thread (or cannot be followed to its
+    /// end while this thread holds locks): this thread's deadlock, with
+    /// its description.
+    Mine(String),
+    /// This thread holds no lock, or the chain from the lock leads into a
+    /// cycle of other threads: the kernel refused a waiter that queued
+    /// behind their deadlock, which one of them is about to break.
+    Others,
+}
+
+/// Find out whose deadlock the kernel refused, for a wait for lock `name`
+/// in `dir`.
+pub(crate) fn find(dir: &LockDir, name: &str) -> Cycle {
+    if crate::raw::robust::holds_nothing() {
+        // A thread that holds no lock cannot be part of a cycle.
+        return Cycle::Others;
+    }
+    match describe(dir, name) {
+        (text, Closes::Me | Closes::Unknown) => Cycle::Mine(text),
+        (_, Closes::Others) => Cycle::Others,
+    }
+}
+
 /// The [`Error::Deadlock`] for a wait for lock `name` in `dir` that the
-/// kernel refused with `EDEADLK`.
+/// kernel refused with `EDEADLK` (also when no waiting is involved).
 pub(crate) fn error(dir: &LockDir, name: &str) -> Error {
     Error::Deadlock {
         name: name.to_owned(),
-        cycle: describe(dir, name),
+        cycle: describe(dir, name).0,
     }
 }
 
@@ -66,14 +91,35 @@ fn snapshot(dir: &LockDir) -> Vec<Seen> {
         .collect()
 }
 
+/// Where following the chain ended.
+enum Closes {
+    /// Back at this thread.
+    Me,
+    /// In a loop of other threads.
+    Others,
+    /// It could not be followed.
+    Unknown,
+}
+
 /// "lock 'B' is held by pid 2 tid 2 (b.py), which waits for lock 'A'; lock
 /// 'A' is held by this thread (pid 1 tid 1, a.py)".
-fn describe(dir: &LockDir, name: &str) -> String {
+fn describe(dir: &LockDir, name: &str) -> (String, Closes) {
     let me = identity::me();
     let locks = snapshot(dir);
     let mut parts = Vec::new();
+    let mut visited: Vec<String> = Vec::new();
     let mut current = name.to_owned();
+    let mut closes = Closes::Unknown;
     for _ in 0..MAX_STEPS {
+        if visited.contains(&current) {
+            parts.push(format!(
+                "which closes a cycle of other threads at lock '{}'",
+                esc(&current)
+            ));
+            closes = Closes::Others;
+            break;
+        }
+        visited.push(current.clone());
         let Some(lock) = locks.iter().find(|l| l.name == current) else {
             parts.push(format!("lock '{}' could not be read", esc(&current)));
             break;
@@ -91,7 +137,8 @@ fn describe(dir: &LockDir, name: &str) -> String {
                 esc(&lock.name),
                 esc(program)
             ));
-            return parts.join("; ");
+            closes = Closes::Me;
+            break;
         }
         let next = locks
             .iter()
@@ -117,5 +164,5 @@ fn describe(dir: &LockDir, name: &str) -> String {
             }
         }
     }
-    parts.join("; ")
+    (parts.join("; "), closes)
 }

@@ -24,6 +24,10 @@ use crate::waiters::WaiterEntry;
 /// was served.
 const YIELD_POLL: Duration = Duration::from_millis(1);
 
+/// How long a waiter refused because it queued behind other threads'
+/// deadlock waits before it asks again.
+const DEADLOCK_RETRY: Duration = Duration::from_millis(1);
+
 /// What [`Mutex::confirm_holder`] found.
 enum Confirmed {
     /// The word names the real holder (or the kernel decides): queue.
@@ -275,15 +279,23 @@ impl Mutex {
                 Confirmed::TimedOut => break Ok(Acquire::Busy),
             }
             let Some(check) = interrupted.as_mut() else {
-                break match end {
+                let got = match end {
                     None => raw.lock(),
                     Some(end) => raw.lock_until(timespec(end)),
                 };
+                match got {
+                    Err(RawError::Deadlock) => {
+                        self.deadlock_or_retry()?;
+                        continue;
+                    }
+                    other => break other,
+                }
             };
             let slice_end =
                 clock::monotonic_ns_syscall() + super::INTERRUPT_SLICE.as_nanos() as u64;
             let until = end.map_or(slice_end, |e| e.min(slice_end));
             match raw.lock_until(timespec(until)) {
+                Err(RawError::Deadlock) => self.deadlock_or_retry()?,
                 Ok(Acquire::Busy) => {
                     if check() {
                         starvation::withdraw(header, me.tid);
@@ -305,6 +317,26 @@ impl Mutex {
         match outcome.map_err(|e| self.raw_error(e))? {
             Acquire::Busy => Ok(None),
             got => Ok(Some(got)),
+        }
+    }
+
+    /// The kernel refused the wait with `EDEADLK`. Its chain walk also
+    /// refuses a waiter that is not part of a cycle but queues behind one
+    /// (a cycle of other threads, about to be broken by one of them): only
+    /// a cycle that comes back to this thread is this thread's deadlock.
+    /// `Ok` means: wait again (after a moment, for the others' victim to
+    /// let go).
+    #[cold]
+    fn deadlock_or_retry(&self) -> Result<()> {
+        match crate::deadlock::find(&self.dir, &self.name) {
+            crate::deadlock::Cycle::Others => {
+                std::thread::sleep(DEADLOCK_RETRY);
+                Ok(())
+            }
+            crate::deadlock::Cycle::Mine(cycle) => Err(Error::Deadlock {
+                name: self.name.clone(),
+                cycle,
+            }),
         }
     }
 

@@ -175,6 +175,16 @@ pub fn available() -> bool {
     head().is_some()
 }
 
+/// Whether the calling thread's robust list is known to be empty: it
+/// holds no buslock lock and no glibc robust mutex (so it cannot be part of
+/// a priority-inheritance deadlock cycle). `false` when there is no list.
+pub fn holds_nothing() -> bool {
+    match head() {
+        Some(h) => h.list.load(Ordering::Relaxed) & !PI == &h.list as *const AtomicUsize as usize,
+        None => false,
+    }
+}
+
 /// The list node inside a lock block: its address is what the thread's
 /// list links (64-bit: `{prev, next}`, linked by the `next` field; 32-bit:
 /// `{next}`).
