@@ -75,6 +75,24 @@ fn roles(role: &str) -> i32 {
             drop(g);
             0
         }
+        // Interleave glibc robust mutexes and buslock locks on this
+        // thread's robust list, then wait to be killed holding G1, G2, B.
+        "interleave" => {
+            let g = glibc::Pair::map(&dir.join("glibc.shm"), true);
+            let a = open(&dir, "A");
+            let b = open(&dir, "B");
+            assert_eq!(g.lock(0), 0);
+            let ga = a.lock().unwrap();
+            assert_eq!(g.lock(1), 0);
+            assert_eq!(g.unlock(0), 0); // unlinks the entry behind A's
+            let gb = b.lock().unwrap();
+            drop(ga); // unlinks A from between G2 and B
+            assert_eq!(g.lock(0), 0);
+            println!("@holding");
+            std::thread::sleep(WATCHDOG * 2);
+            drop(gb);
+            0
+        }
         // An unrelated live process that never opens a lock.
         "sleeper" => {
             println!("@tid {}", buslock::identity::tid());
@@ -82,6 +100,79 @@ fn roles(role: &str) -> i32 {
             0
         }
         other => panic!("unknown role {other}"),
+    }
+}
+
+/// glibc robust mutexes in a shared file, to check that buslock keeps the
+/// thread's robust list as glibc keeps it (test code: buslock itself uses no
+/// pthread mutex).
+mod glibc {
+    use std::os::fd::AsRawFd;
+    use std::path::Path;
+
+    /// Two robust, process-shared pthread mutexes in a mapped file.
+    pub struct Pair {
+        base: *mut u8,
+    }
+
+    impl Pair {
+        pub fn map(path: &Path, init: bool) -> Pair {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .unwrap();
+            file.set_len(4096).unwrap();
+            // SAFETY: a shared mapping of a 4096-byte file; the mutexes in
+            // it are initialised (once, by the creator) before any use, and
+            // the mapping is never unmapped while the test runs.
+            unsafe {
+                let base = libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    file.as_raw_fd(),
+                    0,
+                );
+                assert_ne!(base, libc::MAP_FAILED);
+                let pair = Pair { base: base.cast() };
+                if init {
+                    let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+                    libc::pthread_mutexattr_init(&mut attr);
+                    libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);
+                    libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
+                    for i in 0..2 {
+                        assert_eq!(libc::pthread_mutex_init(pair.at(i), &attr), 0);
+                    }
+                }
+                pair
+            }
+        }
+
+        fn at(&self, i: usize) -> *mut libc::pthread_mutex_t {
+            // SAFETY: two 128-byte slots inside the 4096-byte mapping.
+            unsafe { self.base.add(i * 128).cast() }
+        }
+
+        /// `pthread_mutex_lock`: 0, or `EOWNERDEAD` (then made consistent).
+        pub fn lock(&self, i: usize) -> i32 {
+            // SAFETY: an initialised robust mutex in the live mapping.
+            unsafe {
+                let rc = libc::pthread_mutex_lock(self.at(i));
+                if rc == libc::EOWNERDEAD {
+                    libc::pthread_mutex_consistent(self.at(i));
+                }
+                rc
+            }
+        }
+
+        pub fn unlock(&self, i: usize) -> i32 {
+            // SAFETY: as in `lock`; held by this thread.
+            unsafe { libc::pthread_mutex_unlock(self.at(i)) }
+        }
     }
 }
 
@@ -302,4 +393,41 @@ fn holder_thread_that_ended_in_a_live_process_is_not_shown_as_holding() {
     assert_eq!(owner.state, ProcessState::Gone);
     let g = m.try_lock().unwrap().expect("the kernel released it");
     assert!(g.previous_owner_died());
+}
+
+#[test]
+fn glibc_robust_mutexes_and_buslock_locks_share_the_threads_robust_list() {
+    if !buslock::raw::robust::available() {
+        eprintln!("skipped: no robust list here (emulator?), the kernel cannot mark deaths");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Helper::spawn("interleave", dir.path(), &[]);
+    p.expect("holding");
+    p.kill();
+    // The kernel walked one list holding both kinds: every lock the dead
+    // thread held is marked, the one it released is not.
+    let g = glibc::Pair::map(&dir.path().join("glibc.shm"), false);
+    assert_eq!(g.lock(0), libc::EOWNERDEAD, "glibc mutex 1");
+    assert_eq!(g.lock(1), libc::EOWNERDEAD, "glibc mutex 2");
+    // The kernel itself marked B (not the next locker finding the TID gone).
+    let mut word = [0u8; 4];
+    std::fs::File::open(dir.path().join("B.lock"))
+        .unwrap()
+        .read_exact_at(&mut word, WORD_OFFSET)
+        .unwrap();
+    let word = u32::from_le_bytes(word);
+    assert_eq!(
+        word & 0x7fff_ffff,
+        0x4000_0000,
+        "FUTEX_OWNER_DIED, no owner: {word:#x}"
+    );
+    let b = open(dir.path(), "B");
+    let gb = b.try_lock().unwrap().expect("B released by the kernel");
+    assert!(gb.previous_owner_died());
+    let a = open(dir.path(), "A");
+    let ga = a.try_lock().unwrap().expect("A was released");
+    assert!(!ga.previous_owner_died());
+    assert_eq!(g.unlock(0), 0);
+    assert_eq!(g.unlock(1), 0);
 }
