@@ -69,7 +69,11 @@ pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
 ///   only to within one [`INTERRUPT_SLICE`], and cannot starve.
 /// - **Discipline**: locking again from the holding thread is
 ///   [`Error::Recursive`], never a hang; only the holding thread can
-///   release, because the guard is `!Send`.
+///   release, because the guard is `!Send`. A wait that would close a
+///   deadlock cycle across threads or processes is [`Error::Deadlock`],
+///   naming the cycle.
+/// - **Panics**: a guard dropped while its thread panics releases the lock
+///   as a death: the next holder is told (like `std` mutex poisoning).
 /// - **Speed**: an uncontended lock and unlock is a few atomic instructions
 ///   and no system call.
 /// - **A replaced lock file**: if the lock file is unlinked or replaced
@@ -266,7 +270,10 @@ impl Mutex {
     /// # Errors
     ///
     /// [`Error::Recursive`] if this thread already holds it;
-    /// [`Error::NotRecoverable`] if the lock file was damaged.
+    /// [`Error::Deadlock`] if waiting would close a deadlock cycle (its
+    /// holder waits, perhaps through other locks, for a lock this thread
+    /// holds): release what this thread holds and take locks in one order;
+    /// [`Error::Io`] if the kernel refused the lock word (a damaged file).
     ///
     /// # Examples
     ///
