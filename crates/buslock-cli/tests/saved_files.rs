@@ -84,3 +84,49 @@ fn saved_lock_file_naming_a_live_unrelated_thread_is_free_in_state_and_taken_ove
     let _ = stranger.kill();
     let _ = stranger.wait();
 }
+
+/// The same, seen by a user who cannot read the stranger's memory map
+/// (`/proc/PID/maps` of another user's process): the word is taken over
+/// once it has been unconfirmed for a second (see RELIABILITY.md). Needs
+/// root to run the command as `nobody`; skipped otherwise.
+#[test]
+fn saved_lock_file_naming_another_users_thread_is_taken_over_by_run() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!(
+            "SKIPPED saved_lock_file_naming_another_users_thread_is_taken_over_by_run: needs root"
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let (_live, saved, _pid) = saved_copy();
+    let lock = saved.path().join("SPI.lock");
+    std::fs::set_permissions(saved.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&lock).unwrap();
+    file.write_all_at(&stranger.id().to_le_bytes(), WORD_OFFSET)
+        .unwrap();
+    drop(file);
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        support::BIN,
+    ])
+    .args(["run", "SPI", "--timeout", "30s", "--", "true"])
+    .env("BUSLOCK_DIR", saved.path())
+    .env("NO_COLOR", "1");
+    let out = run(c);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stderr.contains("died"), "the user is told: {out:?}");
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "the stranger is undisturbed"
+    );
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+}
