@@ -378,6 +378,7 @@ impl Mutex {
         let rec = &file.map.page().owner;
         let mut since = clock::monotonic_ns_syscall();
         let mut looked = false;
+        let mut polls = 0;
         let mut next_ask = since + super::INTERRUPT_SLICE.as_nanos() as u64;
         loop {
             let now = clock::monotonic_ns_syscall();
@@ -421,7 +422,15 @@ impl Mutex {
                     next_ask = now + super::INTERRUPT_SLICE.as_nanos() as u64;
                 }
             }
-            std::thread::sleep(holder::POLL);
+            // A new holder between its word and its record is done in
+            // microseconds: look again at once a few times (keeping this
+            // waiter's place close to where it arrived), then poll.
+            polls += 1;
+            if polls <= holder::QUICK_LOOKS {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(holder::POLL);
+            }
             match raw.try_lock() {
                 Ok(Acquire::Busy) => {}
                 Ok(got) => return Ok(Confirmed::Got(got)),

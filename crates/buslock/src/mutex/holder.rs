@@ -18,9 +18,10 @@
 //!   recorded process: a real holder, queue in the kernel;
 //! - otherwise the holder is *unconfirmed*: either a new holder is between
 //!   taking the word and writing its record (microseconds, unless it is
-//!   stopped right there), or the word is stale. The waiter then polls,
+//!   stopped right there), or the word is stale. The waiter then looks
+//!   again [`QUICK_LOOKS`] times at once and then polls every [`POLL`],
 //!   without queueing in the kernel (so that no kernel state is attached
-//!   to the wrong thread), every [`POLL`]. Once the same word has been
+//!   to the wrong thread). Once the same word has been
 //!   unconfirmed for [`LOOK_AFTER`], it looks at the named thread's
 //!   process: if that process does not map this lock file, it cannot have
 //!   taken the word, and the word is taken over at once as from a dead
@@ -42,6 +43,9 @@ use crate::lockfile::LockFile;
 use crate::raw::layout::OwnerRecord;
 use crate::raw::mutex::FUTEX_TID_MASK;
 
+/// How many times a waiter looks again at once (yielding the CPU) before
+/// it polls an unconfirmed holder every [`POLL`].
+pub(super) const QUICK_LOOKS: u32 = 20;
 /// How often a waiter polls an unconfirmed holder.
 pub(super) const POLL: Duration = Duration::from_millis(2);
 /// How long a word stays unconfirmed before the waiter reads its thread's
