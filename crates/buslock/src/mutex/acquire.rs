@@ -353,7 +353,7 @@ impl Mutex {
         let raw = file.map.mutex();
         let rec = &file.map.page().owner;
         let mut seen = raw.word();
-        if holder::judge(rec, seen) == Verdict::Kernel {
+        if holder::judge(rec, seen, || raw.word()) == Verdict::Kernel {
             return Ok(Confirmed::Queue);
         }
         self.confirm_slow(
@@ -437,7 +437,7 @@ impl Mutex {
                 Err(e) => return Err(self.raw_error(e)),
             }
             *seen = raw.word();
-            if holder::judge(rec, *seen) == Verdict::Kernel {
+            if holder::judge(rec, *seen, || raw.word()) == Verdict::Kernel {
                 return Ok(Confirmed::Queue);
             }
         }

@@ -15,7 +15,8 @@
 //!   decides (it hands a free word over, and refuses a vanished owner with
 //!   `ESRCH`, which the lock word takes over as an owner death);
 //! - the word's TID is the recorded holder, and that thread exists in the
-//!   recorded process: a real holder, queue in the kernel;
+//!   recorded process, or the record is free (the last holder released and
+//!   the new one has not written its record yet): queue in the kernel;
 //! - otherwise the holder is *unconfirmed*: either a new holder is between
 //!   taking the word and writing its record (microseconds, unless it is
 //!   stopped right there), or the word is stale. The waiter then looks
@@ -64,9 +65,17 @@ pub(super) enum Verdict {
     Unconfirmed,
 }
 
-/// Judge `word` against the owner record. No allocation, one `stat` of
-/// `/proc` (this runs before every contended wait).
-pub(super) fn judge(rec: &OwnerRecord, word: u32) -> Verdict {
+/// Judge `word` against the owner record (`now` reads the word again). No allocation, at most two
+/// `stat`s of `/proc` (this runs before every contended wait).
+///
+/// A holder writes its record right after it takes the word, and clears
+/// the record's TID right before it releases, so a legitimate word and
+/// record disagree only in a short window: the record is free (the last
+/// holder released) or names a holder that died (the kernel handed the
+/// word on), while the new holder has not written its record yet. The first
+/// window is the common one under contention and goes to the kernel; the
+/// second only follows a death and is polled briefly.
+pub(super) fn judge(rec: &OwnerRecord, word: u32, now: impl Fn() -> u32) -> Verdict {
     use std::sync::atomic::Ordering;
     let tid = word & FUTEX_TID_MASK;
     if tid == 0 {
@@ -74,12 +83,24 @@ pub(super) fn judge(rec: &OwnerRecord, word: u32) -> Verdict {
     }
     let rec_tid = rec.tid.load(Ordering::Acquire);
     let rec_pid = rec.pid.load(Ordering::Relaxed);
+    if now() & FUTEX_TID_MASK != tid {
+        // The word moved on while the record was read: a handover, not a
+        // stale word. Let the kernel decide (it queues behind the new one).
+        return Verdict::Kernel;
+    }
+    if rec_tid == 0 {
+        // Released, then taken by a holder not yet recorded.
+        return Verdict::Kernel;
+    }
     if rec_tid == tid && identity::thread_of(rec_pid, tid) {
         return Verdict::Kernel;
     }
     if !identity::thread_exists(tid) {
         return Verdict::Kernel; // ESRCH: taken over by the lock word
     }
+    // A live thread that is not the recorded holder: the recorded holder's
+    // TID now names another process's thread, or the recorded holder died
+    // and the word was handed on (a window), or the word was written.
     Verdict::Unconfirmed
 }
 
