@@ -285,6 +285,7 @@ impl Mutex {
     /// drop(guard);
     /// # Ok::<(), buslock::Error>(())
     /// ```
+    #[inline]
     pub fn lock(&self) -> Result<MutexGuard<'_>> {
         match self.acquire(Wait::Forever)? {
             Some(held) => Ok(MutexGuard::new(self, held)),
@@ -298,6 +299,7 @@ impl Mutex {
     /// # Errors
     ///
     /// As [`Mutex::lock`]; a lock held elsewhere is `Ok(None)`.
+    #[inline]
     pub fn try_lock(&self) -> Result<Option<MutexGuard<'_>>> {
         Ok(self.acquire(Wait::Try)?.map(|h| MutexGuard::new(self, h)))
     }
