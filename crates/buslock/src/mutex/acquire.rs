@@ -14,7 +14,7 @@ use crate::identity::{self, Me};
 use crate::legacy::{LegacyFailure, LegacyWait};
 use crate::lockfile::{LockFile, OpenMode};
 use crate::owner;
-use crate::raw::mutex::FUTEX_WAITERS;
+use crate::raw::mutex::{FUTEX_TID_MASK, FUTEX_WAITERS};
 use crate::raw::{Acquire, RawError};
 use crate::starvation;
 use crate::stats;
@@ -56,8 +56,8 @@ impl Mutex {
         let generation = self.current.load(Ordering::Acquire);
         let file = self.file(generation);
         let got = match file.map.mutex().try_lock() {
-            // A try asks the kernel (one system call) in the slow path, so
-            // that a word naming a vanished thread is taken over.
+            // A try looks further in the slow path, so that a word naming
+            // a vanished thread is taken over.
             Ok(Acquire::Busy) => return self.acquire_slow(wait, None),
             Ok(got) => got,
             Err(RawError::WouldDeadlock) => return self.acquire_slow(wait, None),
@@ -109,12 +109,19 @@ impl Mutex {
                         generation = self.follow_replacement(generation)?;
                     }
                     let raw = self.file(generation).map.mutex();
-                    // A try asks the kernel when the word is taken: a word
-                    // naming a thread that no longer exists is taken over.
-                    let tried = if try_only {
-                        raw.try_lock_kernel()
-                    } else {
-                        raw.try_lock()
+                    // A try asks the kernel when the word names a thread
+                    // that no longer exists, so that it is taken over
+                    // (ESRCH). Not for a live holder: a kernel try leaves
+                    // FUTEX_WAITERS set, which costs the holder a system
+                    // call at its release.
+                    let tried = match raw.try_lock() {
+                        Ok(Acquire::Busy)
+                            if try_only
+                                && !identity::thread_exists(raw.word() & FUTEX_TID_MASK) =>
+                        {
+                            raw.try_lock_kernel()
+                        }
+                        other => other,
                     };
                     let tried = match tried {
                         Err(RawError::WouldDeadlock) => self.own_word(generation),
