@@ -382,8 +382,9 @@ fn holder_thread_that_ended_in_a_live_process_is_not_shown_as_holding() {
     .join()
     .unwrap();
     if !buslock::raw::robust::available() {
-        eprintln!("skipped: no robust list here (emulator?), the kernel cannot mark deaths");
-        return;
+        // Without a robust list (an emulator) the kernel cannot mark the
+        // word: the next locker finds the thread gone (ESRCH) instead.
+        eprintln!("note: no robust list here; checking the ESRCH takeover instead");
     }
     // The process lives on; the thread does not.
     assert!(!m.is_locked(), "a dead thread is not holding");
