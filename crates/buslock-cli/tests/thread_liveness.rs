@@ -7,7 +7,6 @@ mod support;
 use support::{buslock, run};
 
 #[test]
-#[ignore = "needs per-thread liveness from the core branch"]
 fn state_does_not_report_an_exited_holder_thread_as_holding() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();

@@ -19,6 +19,7 @@ pub(crate) fn to_py(py: Python<'_>, err: buslock::Error) -> PyErr {
         buslock::Error::NotOwner { .. } => PyRuntimeError::new_err(message),
         buslock::Error::InvalidName { .. } => buslock_error(py, "InvalidName", message),
         buslock::Error::LockOrder { .. } => buslock_error(py, "LockOrderError", message),
+        buslock::Error::Deadlock { .. } => buslock_error(py, "DeadlockError", message),
         e if e.is_permission() => buslock_error(py, "PermissionDenied", message),
         e if e.is_corrupt() => buslock_error(py, "CorruptLockFile", message),
         _ => buslock_error(py, "Error", message),

@@ -487,14 +487,18 @@ impl PyMutex {
 }
 
 impl Drop for PyMutex {
-    /// A Mutex object collected while its own thread holds it releases the
-    /// lock (as leaving a `with` block would). Held by another thread, the
-    /// lock stays held until that thread ends, when the kernel releases it
-    /// and the next holder is told the owner died.
+    /// A Mutex object collected while its own thread holds it (the program
+    /// dropped it, or the interpreter is finalising after an uncaught
+    /// exception or `sys.exit()`) was never released by `release()` or
+    /// `__exit__`: the holder's work was cut short, so the lock is released
+    /// as after a death and the next holder is told
+    /// (`previous_owner_died`). Held by another thread, the lock stays held
+    /// until that thread ends, when the kernel releases it and the next
+    /// holder is told the owner died.
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         if st.held.is_some() && st.holder == buslock::identity::tid() {
-            let _ = self.inner.release(&mut st.held);
+            let _ = self.inner.release_abandoned(&mut st.held);
         }
     }
 }

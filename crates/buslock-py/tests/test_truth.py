@@ -73,9 +73,6 @@ def test_a_monitoring_handle_follows_a_replaced_lock_file(lock_dir, child):
     assert monitor.owner is not None and monitor.owner.pid == holder.pid
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs per-thread liveness from the core branch (issue 9 item 5)"
-)
 def test_a_holder_thread_that_exited_is_not_reported_as_holding(lock_dir):
     def take_and_exit():
         buslock.Mutex("SPI", lock_dir).acquire()

@@ -2,7 +2,7 @@
 //! mutex, with real processes and real `SIGKILL`s.
 //!
 //! ```text
-//! buslock-torture crash   --workers N --kills K --dir D [--hold-us H] [--pause-us P] [--gap-us G] [--stall-limit-ms S]
+//! buslock-torture crash   --workers N --kills K --dir D [--hold-us H] [--pause-us P] [--gap-us G] [--stall-limit-ms S] [--sliced] [--abba]
 //! buslock-torture contend --procs N --count C --dir D [--deadline-s S]
 //! ```
 //!
@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use args::Args;
 
 const USAGE: &str = "usage:
-  buslock-torture crash   --workers N --kills K --dir D [--hold-us H] [--pause-us P] [--gap-us G] [--stall-limit-ms S] [--seed X]
+  buslock-torture crash   --workers N --kills K --dir D [--hold-us H] [--pause-us P] [--gap-us G] [--stall-limit-ms S] [--seed X] [--sliced] [--abba]
   buslock-torture contend --procs N --count C --dir D [--deadline-s S]";
 
 /// What a subcommand found: `Ok(true)` all checks passed, `Ok(false)` a

@@ -178,7 +178,7 @@ pub enum Error {
     /// The lock file was made for another ABI (libc, word size, arch).
     #[error(
         "lock file '{}' was created for ABI '{found}', but this program is '{expected}': the \
-         pthread mutex layouts differ, so they cannot share it; use one ABI for all programs \
+         lock word layouts differ, so they cannot share it; use one ABI for all programs \
          sharing the bus, or separate lock directories",
         path.display()
     )]
@@ -228,6 +228,22 @@ pub enum Error {
         name: String,
         /// The lock file path.
         path: PathBuf,
+    },
+
+    /// Waiting for the lock would deadlock: its holder waits, directly or
+    /// through other locks, for a lock the calling thread holds (found by
+    /// the kernel's priority-inheritance chain walk). Nothing was changed:
+    /// release the locks this thread holds (then the others proceed) and
+    /// take them in one global order.
+    #[error(
+        "waiting for lock '{name}' would deadlock: {cycle}; this thread keeps the locks it          holds: release them so that the others can proceed, and take locks in one fixed order"
+    )]
+    Deadlock {
+        /// The lock whose wait was refused.
+        name: String,
+        /// Every lock, pid, tid and program in the cycle, as the lock files
+        /// record them.
+        cycle: String,
     },
 
     /// The calling thread already holds the lock.

@@ -2,16 +2,11 @@
 //! so the lock path makes no system call, and whether another process is
 //! still the one a record names.
 
-use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::raw::layout::{TEXT_BYTES, text_bytes};
 use crate::raw::sys::on_fork_child;
-
-thread_local! {
-    static TID: Cell<u32> = const { Cell::new(0) };
-}
 
 /// This process's pid once known; 0 before and right after `fork`.
 static PID: AtomicU32 = AtomicU32::new(0);
@@ -20,7 +15,7 @@ static PROGRAM: OnceLock<[u8; TEXT_BYTES]> = OnceLock::new();
 
 extern "C" fn forget_after_fork() {
     // Runs in the single thread of a new child: its tid and pid differ.
-    TID.with(|t| t.set(0));
+    crate::raw::robust::forget_tid();
     PID.store(0, Ordering::Relaxed);
 }
 
@@ -88,15 +83,7 @@ pub fn intern_label(label: &str) -> &'static [u8; TEXT_BYTES] {
 /// The calling thread's id (`gettid`), cached per thread.
 #[inline]
 pub fn tid() -> u32 {
-    TID.with(|t| {
-        let v = t.get();
-        if v != 0 {
-            return v;
-        }
-        let v = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-        t.set(v);
-        v
-    })
+    crate::raw::robust::tid()
 }
 
 /// Make sure fork hooks are installed and the identity is cached.
@@ -135,7 +122,9 @@ pub enum ProcessState {
     Stopped,
     /// Exited but not yet reaped (`Z`): its locks are already released.
     Zombie,
-    /// No such process any more, or its pid now belongs to another process.
+    /// No such process any more, or its pid now belongs to another
+    /// process, or (for a lock holder) the holding *thread* has ended while
+    /// its process lives on: either way it holds nothing.
     Gone,
 }
 
@@ -231,9 +220,106 @@ fn name_from_cmdline(cmdline: &[u8]) -> String {
     }
 }
 
+/// `/proc/<a>` or `/proc/<a>/task/<b>` as a NUL-terminated path in `buf`,
+/// built without allocating (the lock path may not allocate).
+fn proc_path(buf: &mut [u8; 48], a: u32, b: Option<u32>) -> &std::ffi::CStr {
+    fn push(buf: &mut [u8; 48], len: &mut usize, bytes: &[u8]) {
+        buf[*len..*len + bytes.len()].copy_from_slice(bytes);
+        *len += bytes.len();
+    }
+    fn push_num(buf: &mut [u8; 48], len: &mut usize, mut n: u32) {
+        let mut digits = [0u8; 10];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        push(buf, len, &digits[i..]);
+    }
+    let mut len = 0;
+    push(buf, &mut len, b"/proc/");
+    push_num(buf, &mut len, a);
+    if let Some(b) = b {
+        push(buf, &mut len, b"/task/");
+        push_num(buf, &mut len, b);
+    }
+    push(buf, &mut len, b"\0");
+    std::ffi::CStr::from_bytes_with_nul(&buf[..len]).expect("one NUL at the end")
+}
+
+fn proc_exists(a: u32, b: Option<u32>) -> bool {
+    let mut buf = [0u8; 48];
+    let path = proc_path(&mut buf, a, b);
+    match rustix::fs::statat(rustix::fs::CWD, path, rustix::fs::AtFlags::empty()) {
+        Ok(_) => true,
+        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::SRCH) => false,
+        // /proc unreadable (hidepid, no /proc): assume it exists, as the
+        // kernel's own answers (ESRCH, FUTEX_OWNER_DIED) still decide.
+        Err(_) => true,
+    }
+}
+
+/// Whether a thread with id `tid` exists (in any process). No allocation.
+pub fn thread_exists(tid: u32) -> bool {
+    tid != 0 && proc_exists(tid, None)
+}
+
+/// Whether thread `tid` exists and belongs to process `pid`. No
+/// allocation.
+pub fn thread_of(pid: u32, tid: u32) -> bool {
+    pid != 0 && tid != 0 && proc_exists(pid, Some(tid))
+}
+
+/// The process (thread group) that thread `tid` belongs to, from
+/// `/proc/<tid>/status`.
+pub fn thread_group(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Whether process `pid` maps the file with device `dev` and inode `ino`
+/// (from `/proc/<pid>/maps`); `None` when that cannot be read (another
+/// user's process).
+pub fn maps_file(pid: u32, dev: u64, ino: u64) -> Option<bool> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let want_dev = format!(
+        "{:02x}:{:02x}",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    let want_ino = ino.to_string();
+    Some(maps.lines().any(|line| {
+        let mut fields = line.split_whitespace().skip(3);
+        fields.next() == Some(want_dev.as_str()) && fields.next() == Some(want_ino.as_str())
+    }))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::name_from_cmdline;
+    use super::{name_from_cmdline, proc_path, thread_exists, thread_of};
+
+    #[test]
+    fn proc_paths_and_thread_liveness() {
+        let mut buf = [0u8; 48];
+        assert_eq!(
+            proc_path(&mut buf, 12, Some(4_000_000_000))
+                .to_str()
+                .unwrap(),
+            "/proc/12/task/4000000000"
+        );
+        let me = super::tid();
+        let pid = std::process::id();
+        assert!(thread_exists(me));
+        assert!(thread_of(pid, me));
+        assert!(!thread_of(pid, 0x3fff_fff0));
+    }
 
     #[test]
     fn program_names_people_recognise() {

@@ -16,13 +16,15 @@
 //!
 //! Every program that opens `"SPI"` (in the same lock directory) takes
 //! turns with every other, whatever process or thread it runs in. See
-//! [`Mutex`] for the guarantees and the repository's `docs/DESIGN.md` for how they are kept: a
-//! robust, priority-inheritance, process-shared pthread mutex in a small
+//! [`Mutex`] for the guarantees and the repository's `docs/DESIGN.md` for
+//! how they are kept: a robust, priority-inheritance futex lock word of
+//! buslock's own in a small
 //! shared file per lock.
 //!
 //! # Layers
 //!
-//! - [`raw`]: the pthread mutex and the mapped layout; the only `unsafe`.
+//! - [`raw`]: the robust PI futex lock word, the thread's robust list and
+//!   the mapped layout; the only `unsafe`.
 //! - [`lockfile`]: where lock files live, race-free creation, validation.
 //! - The rest: [`Mutex`], [`MutexGuard`], [`LockView`] (read-only
 //!   inspection), [`Owner`], [`Stats`], [`Waiter`], [`Event`], [`Error`].
@@ -31,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+mod deadlock;
 mod error;
 pub mod events;
 pub mod identity;

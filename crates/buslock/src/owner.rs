@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::clock;
 use crate::identity::{Me, ProcessState, process_state};
 use crate::raw::layout::{FLAG_DEATH_PENDING, FLAG_OWNER_DIED, OwnerRecord, text_string};
+use crate::raw::mutex::{FUTEX_OWNER_DIED, FUTEX_TID_MASK};
 
 /// How often a reader retries a record that is being written.
 pub const READ_TRIES: u32 = 1000;
@@ -41,6 +42,8 @@ pub struct Owner {
     /// The record was torn: its writer died while writing it, so fields may
     /// mix two holders.
     pub torn: bool,
+    /// `CLOCK_MONOTONIC` ns of the acquisition (tells two holds apart).
+    acquired_at_ns: u64,
 }
 
 impl Owner {
@@ -151,6 +154,29 @@ fn load(rec: &OwnerRecord) -> RawOwner {
     }
 }
 
+/// Read the record without taking the lock; `None` when free. `word` is
+/// the lock word read just before, if the caller has it: a holder that the
+/// word no longer names (its thread ended and the kernel marked the word or
+/// handed it on) is reported [`ProcessState::Gone`].
+pub(crate) fn read_with_word(rec: &OwnerRecord, word: Option<u32>) -> Option<Owner> {
+    let mut owner = read(rec)?;
+    if let Some(word) = word {
+        let named = word & FUTEX_TID_MASK;
+        if owner.state.is_alive() && (named != owner.tid || word & FUTEX_OWNER_DIED != 0) {
+            // The record is written right after the word is taken: if the
+            // word moved on while the record still names this thread, that
+            // thread let go without clearing it, i.e. it died.
+            let again = read(rec)?;
+            if again.tid == owner.tid && again.acquired_at_ns == owner.acquired_at_ns {
+                owner.state = ProcessState::Gone;
+            } else {
+                owner = again;
+            }
+        }
+    }
+    Some(owner)
+}
+
 /// Read the record without taking the lock; `None` when free.
 pub(crate) fn read(rec: &OwnerRecord) -> Option<Owner> {
     let mut torn = true;
@@ -173,6 +199,12 @@ pub(crate) fn read(rec: &OwnerRecord) -> Option<Owner> {
         return None;
     }
     let now_mono = clock::monotonic_ns_syscall();
+    let mut state = process_state(raw.pid, raw.start_time);
+    if state.is_alive() && !crate::identity::thread_of(raw.pid, raw.tid) {
+        // The process lives on, but the holding thread ended: the kernel
+        // has released the lock (robust list); liveness is per thread.
+        state = ProcessState::Gone;
+    }
     Some(Owner {
         pid: raw.pid,
         tid: raw.tid,
@@ -181,7 +213,8 @@ pub(crate) fn read(rec: &OwnerRecord) -> Option<Owner> {
         since: UNIX_EPOCH + Duration::from_nanos(clock::to_realtime_ns(raw.acquired_mono_ns)),
         held_for: Duration::from_nanos(now_mono.saturating_sub(raw.acquired_mono_ns)),
         took_over_from_dead: raw.flags & FLAG_OWNER_DIED != 0,
-        state: process_state(raw.pid, raw.start_time),
+        state,
         torn,
+        acquired_at_ns: raw.acquired_mono_ns,
     })
 }

@@ -102,7 +102,10 @@ impl LockView {
     ///
     /// Those of [`LockView::follow`].
     pub fn owner(&self) -> Result<Option<Owner>> {
-        self.read(|f| owner::read(&f.map.page().owner))
+        self.read(|f| {
+            let page = f.map.page();
+            owner::read_with_word(&page.owner, Some(page.mutex.mutex.word()))
+        })
     }
 
     /// Whether some live thread holds the lock (a snapshot).

@@ -31,6 +31,7 @@ from ._buslock import (
 )
 from .errors import (
     CorruptLockFile,
+    DeadlockError,
     Error,
     InvalidName,
     LockOrderError,
@@ -41,6 +42,7 @@ from .errors import (
 __all__ = [
     "INTERRUPT_SLICE",
     "CorruptLockFile",
+    "DeadlockError",
     "Error",
     "Event",
     "InvalidName",

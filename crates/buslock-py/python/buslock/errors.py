@@ -8,6 +8,11 @@ own classes because a program may want to handle them:
   use the lock directory or lock file; a user, group or mode must change.
 - ``CorruptLockFile``: the lock file is damaged or was made by an
   incompatible build; remove it when no program uses the lock.
+- ``DeadlockError``: waiting for the lock would close a cycle (this thread
+  holds a lock that the holder of this one waits for, perhaps through other
+  locks). Nothing was changed and the thread keeps the locks it holds;
+  release them so that the others proceed. The message names every lock,
+  pid, tid and program in the cycle.
 
 Lock-order checking (``BUSLOCK_LOCKDEP`` or ``Mutex(..., lockdep=...)``)
 reports an acquisition that inverts the lock order recorded in the lock
@@ -23,6 +28,7 @@ releasing it from a thread that does not) raises the built-in
 
 __all__ = [
     "CorruptLockFile",
+    "DeadlockError",
     "Error",
     "InvalidName",
     "LockOrderError",
@@ -64,3 +70,7 @@ class LockOrderError(Error):
 class LockOrderWarning(UserWarning):
     """An acquisition inverted the lock order recorded in its lock directory
     (a possible deadlock); it went ahead (lock-order mode ``warn``)."""
+
+
+class DeadlockError(Error):
+    """Waiting for the lock would deadlock; the message names the cycle."""

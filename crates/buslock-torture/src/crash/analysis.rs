@@ -77,6 +77,8 @@ pub struct Report {
     pub unlogged_increments: i64,
     /// Lock errors reported by workers.
     pub errors: Vec<String>,
+    /// Waits refused as deadlocks (ABBA pairs, `--abba`).
+    pub deadlocks: usize,
     /// Longest time without an acquisition while someone waited, ns.
     pub longest_stall_ns: u64,
     /// Longest time a victim stayed stopped before its kill, ns.
@@ -209,6 +211,7 @@ pub fn analyse(logs: &[Vec<Line>], kills: &[Kill], last: &FinalAcquisition) -> R
             Line::Violation { .. } => r.exclusion_violations += 1,
             Line::Incremented { value } => values.push(*value),
             Line::Unlocked { .. } => {}
+            Line::Deadlock { .. } => r.deadlocks += 1,
             Line::Error(e) => r.errors.push(e.clone()),
         }
     }

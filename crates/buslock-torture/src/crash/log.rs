@@ -9,6 +9,7 @@
 //! | `V <acquired-ns> <flag>` | the `inside` flag was set but nobody died: an exclusion violation |
 //! | `I <value>` | the counter was incremented to `value` |
 //! | `U <released-ns>` | after releasing the lock |
+//! | `D <ns>` | an ABBA pair closed a cycle and this worker's wait was refused with `Error::Deadlock` (it releases what it holds and goes on) |
 //! | `E <message>` | the lock returned an error; the worker exits |
 
 use std::fs::File;
@@ -48,6 +49,11 @@ pub enum Line {
         /// When.
         released: u64,
     },
+    /// A wait was refused as a deadlock (ABBA pairs).
+    Deadlock {
+        /// When.
+        at: u64,
+    },
     /// The lock failed.
     Error(String),
 }
@@ -71,6 +77,7 @@ impl Line {
             },
             "I" => Line::Incremented { value: num()? },
             "U" => Line::Unlocked { released: num()? },
+            "D" => Line::Deadlock { at: num()? },
             "E" => Line::Error(s.get(2..).unwrap_or("").to_owned()),
             _ => return None,
         })
@@ -88,6 +95,7 @@ impl Line {
             Line::Violation { acquired, flag } => format!("V {acquired} {flag}\n"),
             Line::Incremented { value } => format!("I {value}\n"),
             Line::Unlocked { released } => format!("U {released}\n"),
+            Line::Deadlock { at } => format!("D {at}\n"),
             Line::Error(m) => format!("E {}\n", m.replace('\n', " ")),
         }
     }
@@ -139,6 +147,7 @@ mod tests {
             },
             Line::Incremented { value: 6 },
             Line::Unlocked { released: 7 },
+            Line::Deadlock { at: 8 },
             Line::Error("lock failed".into()),
         ] {
             assert_eq!(Line::parse(line.format().trim_end()), Some(line));

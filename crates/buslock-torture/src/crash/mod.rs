@@ -48,6 +48,12 @@ pub struct Config {
     pub stall_limit: Duration,
     /// Seed of the killer's choices.
     pub seed: u64,
+    /// Every other worker waits in interruptible slices
+    /// (`lock_interruptible`), as Python and the command-line tool do.
+    pub sliced: bool,
+    /// Workers also take a second lock, in either order, a quarter of the
+    /// time: ABBA pairs whose cycles the kernel refuses (`Error::Deadlock`).
+    pub abba: bool,
 }
 
 impl Config {
@@ -63,6 +69,8 @@ impl Config {
             gap_us: a.num("gap-us", 3000)?,
             stall_limit: Duration::from_millis(a.num("stall-limit-ms", 10_000)?),
             seed: a.num("seed", fastrand::u64(..))?,
+            sliced: a.flag("sliced"),
+            abba: a.flag("abba"),
         };
         if cfg.workers < 2 {
             return Err("--workers must be at least 2".into());
@@ -159,6 +167,8 @@ pub fn run(cfg: &Config) -> Result<bool, String> {
     let futex = FutexWord::open(mutex.path())?;
     let stats_before = mutex.stats().map_err(|e| e.to_string())?;
     let mut pool = Pool::new(&cfg.dir, &logs, cfg.hold_us, cfg.pause_us)?;
+    pool.sliced = cfg.sliced;
+    pool.abba = cfg.abba;
     for _ in 0..cfg.workers {
         pool.spawn()?;
     }
@@ -266,6 +276,16 @@ pub fn run(cfg: &Config) -> Result<bool, String> {
         cfg.seed
     );
     println!("{}", report.summary());
+    println!(
+        "  waiters: {}; ABBA pairs: {} (waits refused as deadlocks: {})",
+        if cfg.sliced {
+            "half sliced (interruptible)"
+        } else {
+            "plain"
+        },
+        if cfg.abba { "on" } else { "off" },
+        report.deadlocks
+    );
     println!(
         "  lock stats this run: {} acquisitions, {} owner-died",
         stats.acquisitions - stats_before.acquisitions,

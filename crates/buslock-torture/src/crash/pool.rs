@@ -27,6 +27,10 @@ pub struct Pool {
     next_id: u64,
     /// The live workers.
     pub workers: Vec<Worker>,
+    /// Odd-numbered workers wait in interruptible slices.
+    pub sliced: bool,
+    /// Workers mix in ABBA pairs on a second lock.
+    pub abba: bool,
 }
 
 impl Pool {
@@ -43,6 +47,8 @@ impl Pool {
             pause_us,
             next_id: 0,
             workers: Vec::new(),
+            sliced: false,
+            abba: false,
         })
     }
 
@@ -54,8 +60,16 @@ impl Pool {
         let stderr = self.logs.join(format!("w{id:06}.err"));
         let err_file = File::create(&stderr)
             .map_err(|e| format!("cannot create '{}': {e}", stderr.display()))?;
-        let child = Command::new(&self.exe)
-            .arg("__crash-worker")
+        let mut cmd = Command::new(&self.exe);
+        if self.sliced && id % 2 == 1 {
+            cmd.arg("__crash-worker").arg("--sliced");
+        } else {
+            cmd.arg("__crash-worker");
+        }
+        if self.abba {
+            cmd.arg("--abba");
+        }
+        let child = cmd
             .arg("--dir")
             .arg(&self.dir)
             .arg("--log")

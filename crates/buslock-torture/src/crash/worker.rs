@@ -6,7 +6,7 @@ use std::fs::OpenOptions;
 use std::path::Path;
 use std::time::Duration;
 
-use buslock::Mutex;
+use buslock::{Error, Mutex, MutexGuard};
 
 use super::log::{Line, append};
 use super::{LOCK_NAME, STOP_FILE};
@@ -32,7 +32,21 @@ fn pause(rng: &mut fastrand::Rng, max_us: u64) {
     }
 }
 
-/// Run a worker (`__crash-worker --dir D --log FILE --hold-us H --pause-us P`).
+/// The second lock of ABBA pairs (`--abba`).
+const SECOND_LOCK: &str = "torture-b";
+
+/// Take `m` the way this worker waits: plainly, or in interruptible slices.
+fn take(m: &Mutex, sliced: bool) -> buslock::Result<MutexGuard<'_>> {
+    if sliced {
+        m.lock_interruptible(None, || false)
+            .map(|g| g.expect("a wait without timeout ends with the lock"))
+    } else {
+        m.lock()
+    }
+}
+
+/// Run a worker (`__crash-worker --dir D --log FILE --hold-us H --pause-us P
+/// [--sliced] [--abba]`).
 pub fn run(args: &Args) -> Result<(), String> {
     let dir = args.path("dir")?;
     let log_path = args.path("log")?;
@@ -48,13 +62,43 @@ pub fn run(args: &Args) -> Result<(), String> {
         .dir(&dir)
         .open()
         .map_err(|e| e.to_string())?;
+    let sliced = args.flag("sliced");
+    let second = if args.flag("abba") {
+        Some(
+            Mutex::builder(SECOND_LOCK)
+                .dir(&dir)
+                .open()
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
     let state = SharedState::open(&dir)?;
     let stop = dir.join(STOP_FILE);
     let mut rng = fastrand::Rng::new();
     while !Path::exists(&stop) {
+        // A quarter of the holds with `--abba` also take the second lock:
+        // before the main one (B then A) or inside it (A then B).
+        let pair = second.as_ref().filter(|_| rng.u8(0..4) == 0);
+        let b_first = pair.is_some() && rng.bool();
+        let held_b = match pair.filter(|_| b_first).map(|b| take(b, sliced)) {
+            Some(Ok(g)) => Some(g),
+            Some(Err(e)) => {
+                append(&mut log, &Line::Error(e.to_string()))?;
+                return Err(e.to_string());
+            }
+            None => None,
+        };
         let wait_start = mono_ns();
-        let guard = match mutex.lock() {
+        let guard = match take(&mutex, sliced) {
             Ok(g) => g,
+            Err(Error::Deadlock { .. }) if held_b.is_some() => {
+                // The cycle is refused to this waiter: let go of B so
+                // that the other side proceeds, and start again.
+                append(&mut log, &Line::Deadlock { at: mono_ns() })?;
+                drop(held_b);
+                continue;
+            }
             Err(e) => {
                 append(&mut log, &Line::Error(e.to_string()))?;
                 return Err(e.to_string());
@@ -88,6 +132,16 @@ pub fn run(args: &Args) -> Result<(), String> {
         let value = words.counter + 1;
         state.set_counter(value)?;
         append(&mut log, &Line::Incremented { value })?;
+        if let Some(b) = pair.filter(|_| !b_first) {
+            match take(b, sliced) {
+                Ok(g) => drop(g),
+                Err(Error::Deadlock { .. }) => append(&mut log, &Line::Deadlock { at: mono_ns() })?,
+                Err(e) => {
+                    append(&mut log, &Line::Error(e.to_string()))?;
+                    return Err(e.to_string());
+                }
+            }
+        }
         // Half of the holds are empty, so that lock and unlock (and the
         // owner record and stats writes inside them) are hit often.
         if rng.bool() {
@@ -95,6 +149,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         state.set_inside(0)?;
         drop(guard);
+        drop(held_b);
         append(
             &mut log,
             &Line::Unlocked {

@@ -10,7 +10,12 @@
 //! 4. If not ready: take the creation `flock` (bounded wait), `fallocate`
 //!    the size (so a full disk is an error now, not a `SIGBUS` later),
 //!    initialise, publish `READY`.
-//! 5. Validate magic, version, size, ABI tag and PID namespace.
+//! 5. A ready file whose boot id is not this boot's (a lock directory on
+//!    persistent storage, a restored backup or snapshot) is initialised
+//!    again under the creation `flock`, like a never-initialised one: no
+//!    thread of an earlier boot can still use it, and every opener of this
+//!    boot checks the boot id before using a file.
+//! 6. Validate magic, version, size, ABI tag and PID namespace.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -274,11 +279,13 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode) -> Result<Mapping> {
             action: "map",
             source: e,
         })?;
-        if map.page().header.init_state.load(Ordering::Acquire) == INIT_READY {
+        let header = &map.page().header;
+        let ready = header.init_state.load(Ordering::Acquire) == INIT_READY;
+        if ready && is_this_boot(header) {
             return Ok(map);
         }
         wait_for_creation_flock(path, map.fd())?;
-        return initialise(path, map, mode);
+        return initialise(path, map, mode, ready);
     }
     if size != 0 {
         return Err(Error::BadSize {
@@ -313,7 +320,41 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode) -> Result<Mapping> {
         action: "map",
         source: e,
     })?;
-    initialise(path, map, mode)
+    initialise(path, map, mode, false)
+}
+
+/// This boot's id, `/proc/sys/kernel/random/boot_id` as two words; zeros
+/// when it cannot be read (then files are never taken for stale).
+pub fn boot_id() -> [u64; 2] {
+    static BOOT_ID: std::sync::OnceLock<[u64; 2]> = std::sync::OnceLock::new();
+    *BOOT_ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .and_then(|s| parse_boot_id(&s))
+            .unwrap_or([0, 0])
+    })
+}
+
+/// `"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx\n"` as two words.
+fn parse_boot_id(text: &str) -> Option<[u64; 2]> {
+    let hex: String = text.trim().chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let hi = u64::from_str_radix(&hex[..16], 16).ok()?;
+    let lo = u64::from_str_radix(&hex[16..], 16).ok()?;
+    Some([hi, lo])
+}
+
+/// Whether a ready file was initialised in this boot (or the boot id is
+/// unknown, on either side).
+fn is_this_boot(header: &crate::raw::layout::Header) -> bool {
+    let ours = boot_id();
+    let file = [
+        header.boot_id[0].load(Ordering::Acquire),
+        header.boot_id[1].load(Ordering::Acquire),
+    ];
+    ours == [0, 0] || file == [0, 0] || file == ours
 }
 
 /// Take the creation `flock`, waiting at most [`INIT_WAIT`] for a creator
@@ -340,7 +381,7 @@ fn wait_for_creation_flock(path: &Path, fd: &OwnedFd) -> Result<()> {
     }
 }
 
-fn initialise(path: &Path, map: Mapping, mode: OpenMode) -> Result<Mapping> {
+fn initialise(path: &Path, map: Mapping, mode: OpenMode, stale_boot: bool) -> Result<Mapping> {
     let not_ready = if mode == OpenMode::Existing {
         not_ready(path, &map)
     } else {
@@ -355,6 +396,8 @@ fn initialise(path: &Path, map: Mapping, mode: OpenMode) -> Result<Mapping> {
             pid_ns: pid_namespace(),
             created_real_ns: crate::clock::realtime_ns_syscall(),
             abi: &abi,
+            boot_id: boot_id(),
+            stale_boot,
         };
         map.initialize(&header).map(|_| ()).map_err(|e| match e {
             InitError::Unrecognised { state, magic } => unrecognised(path, state, magic),

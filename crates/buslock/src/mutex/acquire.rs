@@ -5,14 +5,16 @@ use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::holder::{self, Verdict};
 use super::{CHECK_INTERVAL, Held, MAX_GENERATIONS, Mutex, Wait, timespec};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{self, HoldRecord};
-use crate::identity::Me;
+use crate::identity::{self, Me};
 use crate::legacy::{LegacyFailure, LegacyWait};
 use crate::lockfile::{LockFile, OpenMode};
 use crate::owner;
+use crate::raw::mutex::{FUTEX_TID_MASK, FUTEX_WAITERS};
 use crate::raw::{Acquire, RawError};
 use crate::starvation;
 use crate::stats;
@@ -21,6 +23,20 @@ use crate::waiters::WaiterEntry;
 /// How often an acquirer that stepped aside looks whether the older waiter
 /// was served.
 const YIELD_POLL: Duration = Duration::from_millis(1);
+
+/// How long a waiter refused because it queued behind other threads'
+/// deadlock waits before it asks again.
+const DEADLOCK_RETRY: Duration = Duration::from_millis(1);
+
+/// What [`Mutex::confirm_holder`] found.
+enum Confirmed {
+    /// The word names the real holder (or the kernel decides): queue.
+    Queue,
+    /// This thread took the lock while polling an unconfirmed holder.
+    Got(Acquire),
+    /// The deadline passed while polling.
+    TimedOut,
+}
 
 /// A mutex taken on the fast path that needs the slow path's care.
 struct Taken {
@@ -52,9 +68,11 @@ impl Mutex {
         let generation = self.current.load(Ordering::Acquire);
         let file = self.file(generation);
         let got = match file.map.mutex().try_lock() {
-            Ok(Acquire::Busy) if matches!(wait, Wait::Try) => return Ok(None),
+            // A try looks further in the slow path, so that a word naming
+            // a vanished thread is taken over.
             Ok(Acquire::Busy) => return self.acquire_slow(wait, None),
             Ok(got) => got,
+            Err(RawError::WouldDeadlock) => return self.acquire_slow(wait, None),
             Err(e) => return Err(self.raw_error(e)),
         };
         let header = &file.map.page().header;
@@ -103,7 +121,25 @@ impl Mutex {
                         generation = self.follow_replacement(generation)?;
                     }
                     let raw = self.file(generation).map.mutex();
-                    match raw.try_lock().map_err(|e| self.raw_error(e))? {
+                    // A try asks the kernel when the word names a thread
+                    // that no longer exists, so that it is taken over
+                    // (ESRCH). Not for a live holder: a kernel try leaves
+                    // FUTEX_WAITERS set, which costs the holder a system
+                    // call at its release.
+                    let tried = match raw.try_lock() {
+                        Ok(Acquire::Busy)
+                            if try_only
+                                && !identity::thread_exists(raw.word() & FUTEX_TID_MASK) =>
+                        {
+                            raw.try_lock_kernel()
+                        }
+                        other => other,
+                    };
+                    let tried = match tried {
+                        Err(RawError::WouldDeadlock) => self.own_word(generation),
+                        other => other.map_err(|e| self.raw_error(e)),
+                    };
+                    match tried? {
                         Acquire::Busy if try_only => return Ok(None),
                         Acquire::Busy => {
                             waited = true;
@@ -224,6 +260,23 @@ impl Mutex {
         }
     }
 
+    /// The lock word names this thread: recursion if the owner record says
+    /// this thread holds the lock; otherwise the word is stale (a lock file
+    /// saved while held, whose holder's TID is this thread's now) and is
+    /// taken over as from a dead holder.
+    #[cold]
+    fn own_word(&self, generation: usize) -> std::result::Result<Acquire, Error> {
+        let file = self.file(generation);
+        if owner::is_me(&file.map.page().owner, &identity::me()) {
+            return Err(Error::Recursive {
+                name: self.name.clone(),
+            });
+        }
+        let raw = file.map.mutex();
+        raw.take_over_stale(raw.word())
+            .ok_or_else(|| self.raw_error(RawError::Other(libc::EAGAIN)))
+    }
+
     /// Wait for generation `generation`'s mutex, listed in the waiters
     /// table. `None` when the deadline passed.
     fn wait_raw<'f>(
@@ -239,16 +292,29 @@ impl Mutex {
         let header = &file.map.page().header;
         let _listed = WaiterEntry::enter(&file.map.page().waiters, me, start);
         let outcome = loop {
+            match self.confirm_holder(generation, end, interrupted.as_deref_mut())? {
+                Confirmed::Queue => {}
+                Confirmed::Got(got) => break Ok(got),
+                Confirmed::TimedOut => break Ok(Acquire::Busy),
+            }
             let Some(check) = interrupted.as_mut() else {
-                break match end {
+                let got = match end {
                     None => raw.lock(),
                     Some(end) => raw.lock_until(timespec(end)),
                 };
+                match got {
+                    Err(RawError::Deadlock) => {
+                        self.deadlock_or_retry()?;
+                        continue;
+                    }
+                    other => break other,
+                }
             };
             let slice_end =
                 clock::monotonic_ns_syscall() + super::INTERRUPT_SLICE.as_nanos() as u64;
             let until = end.map_or(slice_end, |e| e.min(slice_end));
             match raw.lock_until(timespec(until)) {
+                Err(RawError::Deadlock) => self.deadlock_or_retry()?,
                 Ok(Acquire::Busy) => {
                     if check() {
                         starvation::withdraw(header, me.tid);
@@ -270,6 +336,129 @@ impl Mutex {
         match outcome.map_err(|e| self.raw_error(e))? {
             Acquire::Busy => Ok(None),
             got => Ok(Some(got)),
+        }
+    }
+
+    /// The kernel refused the wait with `EDEADLK`. Its chain walk also
+    /// refuses a waiter that is not part of a cycle but queues behind one
+    /// (a cycle of other threads, about to be broken by one of them): only
+    /// a cycle that comes back to this thread is this thread's deadlock.
+    /// `Ok` means: wait again (after a moment, for the others' victim to
+    /// let go).
+    #[cold]
+    fn deadlock_or_retry(&self) -> Result<()> {
+        match crate::deadlock::find(&self.dir, &self.name) {
+            crate::deadlock::Cycle::Others => {
+                std::thread::sleep(DEADLOCK_RETRY);
+                Ok(())
+            }
+            crate::deadlock::Cycle::Mine(cycle) => Err(Error::Deadlock {
+                name: self.name.clone(),
+                cycle,
+            }),
+        }
+    }
+
+    /// Before queueing in the kernel: make sure the word names the real
+    /// holder (see `holder.rs`); poll while it is unconfirmed, and take a
+    /// stale word over.
+    fn confirm_holder<'f>(
+        &self,
+        generation: usize,
+        end: Option<u64>,
+        mut interrupted: Option<&mut (dyn FnMut() -> bool + 'f)>,
+    ) -> Result<Confirmed> {
+        let file = self.file(generation);
+        let raw = file.map.mutex();
+        let rec = &file.map.page().owner;
+        let mut seen = raw.word();
+        if holder::judge(rec, seen, || raw.word()) == Verdict::Kernel {
+            return Ok(Confirmed::Queue);
+        }
+        self.confirm_slow(
+            file,
+            end,
+            &mut interrupted,
+            seen & !FUTEX_WAITERS,
+            &mut seen,
+        )
+    }
+
+    #[cold]
+    fn confirm_slow<'f>(
+        &self,
+        file: &LockFile,
+        end: Option<u64>,
+        interrupted: &mut Option<&mut (dyn FnMut() -> bool + 'f)>,
+        mut same: u32,
+        seen: &mut u32,
+    ) -> Result<Confirmed> {
+        let raw = file.map.mutex();
+        let rec = &file.map.page().owner;
+        let mut since = clock::monotonic_ns_syscall();
+        let mut looked = false;
+        let mut polls = 0;
+        let mut next_ask = since + super::INTERRUPT_SLICE.as_nanos() as u64;
+        loop {
+            let now = clock::monotonic_ns_syscall();
+            if *seen & !FUTEX_WAITERS != same {
+                same = *seen & !FUTEX_WAITERS;
+                since = now;
+                looked = false;
+            }
+            let unconfirmed_ns = now.saturating_sub(since);
+            if !looked && unconfirmed_ns >= holder::LOOK_AFTER.as_nanos() as u64 {
+                looked = true;
+                match holder::cannot_hold(file, *seen) {
+                    Some(true) => {
+                        if let Some(got) = raw.take_over_stale(*seen) {
+                            return Ok(Confirmed::Got(got));
+                        }
+                    }
+                    // It maps the file: a holder between its word and its
+                    // record. Wait as long as it takes.
+                    Some(false) => since = u64::MAX,
+                    None => {}
+                }
+            } else if looked
+                && since != u64::MAX
+                && unconfirmed_ns >= holder::STALE_AFTER.as_nanos() as u64
+            {
+                if let Some(got) = raw.take_over_stale(*seen) {
+                    return Ok(Confirmed::Got(got));
+                }
+            }
+            if end.is_some_and(|e| now >= e) {
+                return Ok(Confirmed::TimedOut);
+            }
+            if let Some(check) = interrupted.as_mut() {
+                if now >= next_ask {
+                    if check() {
+                        return Err(Error::Interrupted {
+                            name: self.name.clone(),
+                        });
+                    }
+                    next_ask = now + super::INTERRUPT_SLICE.as_nanos() as u64;
+                }
+            }
+            // A new holder between its word and its record is done in
+            // microseconds: look again at once a few times (keeping this
+            // waiter's place close to where it arrived), then poll.
+            polls += 1;
+            if polls <= holder::QUICK_LOOKS {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(holder::POLL);
+            }
+            match raw.try_lock() {
+                Ok(Acquire::Busy) => {}
+                Ok(got) => return Ok(Confirmed::Got(got)),
+                Err(e) => return Err(self.raw_error(e)),
+            }
+            *seen = raw.word();
+            if holder::judge(rec, *seen, || raw.word()) == Verdict::Kernel {
+                return Ok(Confirmed::Queue);
+            }
         }
     }
 
@@ -409,16 +598,11 @@ impl Mutex {
         Held::new(waited.unwrap_or(0), me.tid, generation, owner_died)
     }
 
-    /// Make the mutex consistent after `EOWNERDEAD` and repair what the
-    /// dead holder may have left half-written.
+    /// After taking over from a dead holder (the lock word is already
+    /// consistent again): repair what it may have left half-written.
     #[cold]
     fn recover(&self, generation: usize) -> Result<()> {
         let file = self.file(generation);
-        if let Err(e) = file.map.mutex().consistent() {
-            let err = self.raw_error(e);
-            let _ = file.map.mutex().unlock();
-            return Err(err);
-        }
         owner::repair(&file.map.page().owner);
         crate::waiters::reap(&file.map.page().waiters);
         Ok(())
@@ -426,7 +610,7 @@ impl Mutex {
 
     /// Bookkeeping and unlock. The caller checked that it holds the lock.
     #[inline(always)]
-    pub(super) fn exit(&self, held: &Held) -> std::result::Result<(), RawError> {
+    pub(super) fn exit(&self, held: &Held, abandoned: bool) -> std::result::Result<(), RawError> {
         self.lockdep.released();
         let generation = held.generation();
         let file = self.file(generation);
@@ -450,6 +634,9 @@ impl Mutex {
             legacy.unlock();
         }
         owner::clear(&page.owner);
+        if abandoned {
+            owner::set_death_pending(&page.owner);
+        }
         self.held.store(false, Ordering::Relaxed);
         let unlocked = file.map.mutex().unlock();
         if now >= self.next_check_ns.load(Ordering::Relaxed)

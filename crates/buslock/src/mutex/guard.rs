@@ -58,6 +58,12 @@ impl Held {
 
 /// Holds a [`Mutex`] until dropped.
 ///
+/// Dropped while its thread panics (unwinding), it releases the lock but
+/// leaves the next holder told that the previous owner died
+/// ([`MutexGuard::previous_owner_died`]), like `std::sync::Mutex`
+/// poisoning: a panic in the middle of a bus transaction leaves the device
+/// in the same unknown state as a crash.
+///
 /// `!Send`: only the thread that took the lock can release it. In a child
 /// made by `fork()` an inherited guard does nothing when dropped: the child
 /// does not own the parent's lock.
@@ -125,8 +131,11 @@ impl Drop for MutexGuard<'_> {
             // A fork()ed child dropping its copy: the parent holds the lock.
             return;
         }
-        // Unlock cannot fail for the holding thread of an error-checking
-        // mutex; there is nothing useful to do in drop if it did.
-        let _ = self.mutex.exit(&self.held);
+        // A guard dropped by unwinding: the holder was interrupted in the
+        // middle of its work, like a holder that died; the next holder must
+        // be told (as std's Mutex is poisoned), so it can reset the bus.
+        // Unlock cannot fail for the holding thread; there is nothing useful
+        // to do in drop if it did.
+        let _ = self.mutex.exit(&self.held, std::thread::panicking());
     }
 }

@@ -4,6 +4,7 @@ mod acquire;
 mod builder;
 mod follow;
 mod guard;
+mod holder;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -69,7 +70,11 @@ pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
 ///   only to within one [`INTERRUPT_SLICE`], and cannot starve.
 /// - **Discipline**: locking again from the holding thread is
 ///   [`Error::Recursive`], never a hang; only the holding thread can
-///   release, because the guard is `!Send`.
+///   release, because the guard is `!Send`. A wait that would close a
+///   deadlock cycle across threads or processes is [`Error::Deadlock`],
+///   naming the cycle.
+/// - **Panics**: a guard dropped while its thread panics releases the lock
+///   as a death: the next holder is told (like `std` mutex poisoning).
 /// - **Speed**: an uncontended lock and unlock is a few atomic instructions
 ///   and no system call.
 /// - **A replaced lock file**: if the lock file is unlinked or replaced
@@ -270,7 +275,10 @@ impl Mutex {
     /// # Errors
     ///
     /// [`Error::Recursive`] if this thread already holds it;
-    /// [`Error::NotRecoverable`] if the lock file was damaged.
+    /// [`Error::Deadlock`] if waiting would close a deadlock cycle (its
+    /// holder waits, perhaps through other locks, for a lock this thread
+    /// holds): release what this thread holds and take locks in one order;
+    /// [`Error::Io`] if the kernel refused the lock word (a damaged file).
     ///
     /// # Examples
     ///
@@ -282,6 +290,7 @@ impl Mutex {
     /// drop(guard);
     /// # Ok::<(), buslock::Error>(())
     /// ```
+    #[inline]
     pub fn lock(&self) -> Result<MutexGuard<'_>> {
         match self.acquire(Wait::Forever)? {
             Some(held) => Ok(MutexGuard::new(self, held)),
@@ -295,6 +304,7 @@ impl Mutex {
     /// # Errors
     ///
     /// As [`Mutex::lock`]; a lock held elsewhere is `Ok(None)`.
+    #[inline]
     pub fn try_lock(&self) -> Result<Option<MutexGuard<'_>>> {
         Ok(self.acquire(Wait::Try)?.map(|h| MutexGuard::new(self, h)))
     }
@@ -347,10 +357,7 @@ impl Mutex {
             RawError::WouldDeadlock => Error::Recursive {
                 name: self.name.clone(),
             },
-            RawError::NotRecoverable => Error::NotRecoverable {
-                name: self.name.clone(),
-                path: self.path.clone(),
-            },
+            RawError::Deadlock => crate::deadlock::error(&self.dir, &self.name),
             RawError::NotOwner => Error::NotOwner {
                 name: self.name.clone(),
             },
@@ -370,6 +377,24 @@ impl Mutex {
     /// [`Error::NotOwner`] when `held` is empty or belongs to another thread
     /// (the lock stays held, `held` keeps its proof).
     pub fn release(&self, held: &mut Option<Held>) -> Result<()> {
+        self.release_as(held, false)
+    }
+
+    /// Release a lock taken with [`Mutex::acquire`] whose holder ended
+    /// without releasing it deliberately, so that the next holder is told,
+    /// as after a death ([`MutexGuard::previous_owner_died`]): for bindings
+    /// whose lock object is finalised while held (a Python program ended
+    /// by an uncaught exception or `sys.exit()`). A guard dropped while its
+    /// thread panics does the same by itself.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::release`].
+    pub fn release_abandoned(&self, held: &mut Option<Held>) -> Result<()> {
+        self.release_as(held, true)
+    }
+
+    fn release_as(&self, held: &mut Option<Held>, abandoned: bool) -> Result<()> {
         let me = identity::me();
         let mine = held.as_ref().is_some_and(|h| {
             h.tid() == me.tid && owner::is_me(&self.file(h.generation()).map.page().owner, &me)
@@ -383,7 +408,7 @@ impl Mutex {
                 });
             }
         };
-        self.exit(&proof).map_err(|e| self.raw_error(e))
+        self.exit(&proof, abandoned).map_err(|e| self.raw_error(e))
     }
 
     /// Panic unless the calling thread holds this lock. Like an RTOS
@@ -419,14 +444,16 @@ impl Mutex {
     /// file now at the path cannot be opened, reads the one in use.
     pub fn is_locked(&self) -> bool {
         let page = self.page_to_read().unwrap_or_else(|_| self.page());
-        owner::read(&page.owner).is_some_and(|o| o.is_alive())
+        owner::read_with_word(&page.owner, Some(page.mutex.mutex.word()))
+            .is_some_and(|o| o.is_alive())
     }
 
     /// Who holds the lock, read without taking it and without blocking on
     /// the holder. `None` when free.
     ///
-    /// A holder that died while holding is still returned, with
-    /// [`Owner::state`] `Gone` or `Zombie`, until the next acquisition.
+    /// A holder that died while holding (or whose thread ended inside a
+    /// live process) is still returned, with [`Owner::state`] `Gone` or
+    /// `Zombie`, until the next acquisition.
     ///
     /// Follows a replaced lock file ([`Mutex::follow`]).
     ///
@@ -434,7 +461,11 @@ impl Mutex {
     ///
     /// Those of [`Mutex::follow`].
     pub fn owner(&self) -> Result<Option<Owner>> {
-        Ok(owner::read(&self.page_to_read()?.owner))
+        let page = self.page_to_read()?;
+        Ok(owner::read_with_word(
+            &page.owner,
+            Some(page.mutex.mutex.word()),
+        ))
     }
 
     /// A snapshot of the lock's statistics, shared by all its users.

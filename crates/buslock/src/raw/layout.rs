@@ -1,14 +1,14 @@
 //! The memory layout of a lock file, shared by every process that maps it.
 //!
 //! A lock file is [`FILE_SIZE`] bytes, mapped `MAP_SHARED` read-write by
-//! every user. Every field is an atomic (or the pthread mutex), because any
+//! every user. Every field is an atomic, because any
 //! process may read while the holder writes; readers treat every value as
 //! untrusted input.
 //!
 //! | offset | size | block | written by | read by |
 //! |-------:|-----:|-------|------------|---------|
-//! | 0      | 128  | [`Header`]: magic `BUSLOCK\0`, layout version, init state, file size, page size, PID namespace, ABI tag; then the retired flag and the starving waiter's request, written by users | the creator, once, under the creation `flock`; users | every opener (validation) |
-//! | 128    | 64   | [`RawMutex`]: robust PI pthread mutex | glibc and the kernel | glibc and the kernel |
+//! | 0      | 128  | [`Header`]: magic `BUSLOCK\0`, layout version, init state, file size, page size, PID namespace, ABI tag; then the retired flag and the starving waiter's request, written by users; boot id | the creator, once, under the creation `flock`; users | every opener (validation) |
+//! | 128    | 64   | [`RawMutex`]: the robust PI futex word (offset 128) and its robust-list node (`prev` at 152, `next` at 160 on 64-bit targets; `next` at 148 on 32-bit ones) | the holder and the kernel | anyone (the word: who holds it) |
 //! | 192    | 64   | [`OwnerRecord`]: pid, tid, process start time, program, acquired at; seqlock | the holder, under the lock | anyone, without the lock |
 //! | 256    | 640  | [`StatsBlock`]: counters, wait/hold histograms, longest hold | the holder, under the lock | anyone |
 //! | 896    | 2048 | [`WAITER_SLOTS`] × [`WaiterSlot`]: who waits (program) since when | each waiter, its own slot | anyone |
@@ -20,8 +20,15 @@
 //! initialises again), `2` ready. Nothing but the header is read before the
 //! state is ready.
 //!
-//! The pthread mutex must never move or be copied: glibc links it into the
-//! owning thread's robust list by its address in the mapping.
+//! The lock block must never move or be copied while held: the holder's
+//! robust list links its node by its address in the mapping, and the kernel
+//! finds the word at that address plus glibc's `futex_offset` (-32 on 64-bit
+//! targets, -20 on 32-bit ones), so the node sits at that distance after
+//! the word.
+//!
+//! Version history: 1 held a glibc `pthread_mutex_t` at 128; 2 holds
+//! buslock's own futex word there (same word format, so a reader of either
+//! finds the owner TID at offset 128) and adds the boot id.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -30,7 +37,7 @@ use super::mutex::RawMutex;
 /// `b"BUSLOCK\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"BUSLOCK\0");
 /// Version of this layout; bumped on any change to the table above.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Size of every lock file in bytes.
 pub const FILE_SIZE: usize = 8192;
 /// Number of waiters the waiters table can show at once. More waiters still
@@ -113,7 +120,7 @@ pub struct Header {
     pub pid_ns: AtomicU64,
     /// When the file was initialised, ns since the Unix epoch.
     pub created_real_ns: AtomicU64,
-    /// The creator's ABI: architecture, libc, `pthread_mutex_t` size.
+    /// The creator's ABI (see [`abi_tag`]).
     pub abi: Text,
     /// Non-zero once a user found that this file was unlinked or replaced
     /// at its path: every user moves to the file now at the path at its
@@ -127,12 +134,18 @@ pub struct Header {
     /// When that waiter last renewed its request, `CLOCK_MONOTONIC` ns; a
     /// request not renewed for three slices is stale (its waiter died).
     pub starving_beat_ns: AtomicU64,
+    /// The boot id (`/proc/sys/kernel/random/boot_id`, 16 bytes) of the
+    /// boot in which the file was initialised, written last before the
+    /// init state becomes ready. A file from an earlier boot (saved on
+    /// persistent storage, restored from a backup) is initialised again:
+    /// no thread of an earlier boot can still use it.
+    pub boot_id: [AtomicU64; 2],
 }
 
-/// The robust mutex, alone in its cache line.
+/// The lock word and its robust-list node, alone in their cache line.
 #[repr(C, align(64))]
 pub struct MutexBlock {
-    /// The mutex itself.
+    /// The lock itself.
     pub mutex: RawMutex,
 }
 
@@ -283,8 +296,10 @@ pub fn split_ident(ident: u64) -> (u32, u32) {
     ((ident >> 32) as u32, ident as u32)
 }
 
-/// The ABI tag of this build: architecture, C library and the size of
-/// `pthread_mutex_t`, e.g. `x86_64-gnu-mutex40`.
+/// The ABI tag of this build: architecture, C library, pointer size and
+/// the robust-list `futex_offset` the lock block is laid out for, e.g.
+/// `x86_64-gnu-ptr64-fo-32`. Builds whose lock blocks (node pointers,
+/// node-to-word distance) differ cannot share a file.
 pub fn abi_tag() -> String {
     let env = if cfg!(target_env = "gnu") {
         "gnu"
@@ -294,10 +309,11 @@ pub fn abi_tag() -> String {
         "other"
     };
     format!(
-        "{}-{}-mutex{}",
+        "{}-{}-ptr{}-fo{}",
         std::env::consts::ARCH,
         env,
-        core::mem::size_of::<libc::pthread_mutex_t>()
+        usize::BITS,
+        super::robust::FUTEX_OFFSET
     )
 }
 
@@ -323,6 +339,36 @@ mod tests {
         assert_eq!(offset_of!(Header, retired), 72);
         assert_eq!(offset_of!(Header, starving_tid), 76);
         assert_eq!(offset_of!(Header, starving_beat_ns), 88);
+        assert_eq!(offset_of!(Header, boot_id), 96);
+    }
+
+    /// The node's `next` field plus glibc's `futex_offset` is the word.
+    #[test]
+    fn robust_node_sits_where_the_kernel_looks() {
+        let word = offset_of!(LockPage, mutex);
+        assert_eq!(word, 128);
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(
+            crate::raw::mutex::NODE_NEXT_OFFSET,
+            32,
+            "node.next at 160 on 64-bit"
+        );
+        #[cfg(target_pointer_width = "32")]
+        assert_eq!(crate::raw::mutex::NODE_NEXT_OFFSET, 20);
+        assert_eq!(
+            crate::raw::mutex::NODE_NEXT_OFFSET as isize + crate::raw::robust::FUTEX_OFFSET,
+            0
+        );
+    }
+
+    #[test]
+    fn abi_tag_names_pointer_size_and_futex_offset() {
+        let tag = abi_tag();
+        assert!(tag.contains(&format!("-ptr{}-", usize::BITS)), "{tag}");
+        assert!(
+            tag.ends_with(&format!("-fo{}", crate::raw::robust::FUTEX_OFFSET)),
+            "{tag}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rustix::mm::{MapFlags, ProtFlags, mmap, munmap};
 use super::layout::{
     FILE_SIZE, INIT_NONE, INIT_READY, INIT_RUNNING, LAYOUT_VERSION, LockPage, MAGIC, Text,
 };
-use super::mutex::{RawError, RawMutex};
+use super::mutex::RawMutex;
 
 /// A lock file mapped `MAP_SHARED` read-write, [`FILE_SIZE`] bytes.
 ///
@@ -22,8 +22,8 @@ pub struct Mapping {
     fd: OwnedFd,
 }
 
-// SAFETY: the mapping is plain shared memory whose every field is an atomic
-// or the pthread mutex; it may be used from any thread.
+// SAFETY: the mapping is plain shared memory whose every field is an
+// atomic; it may be used from any thread.
 unsafe impl Send for Mapping {}
 // SAFETY: as above; `&Mapping` only hands out `&LockPage`.
 unsafe impl Sync for Mapping {}
@@ -48,7 +48,7 @@ pub enum InitError {
         /// The magic found.
         magic: u64,
     },
-    /// `flock` or `pthread_mutex_init` failed.
+    /// `flock` failed.
     Sys(std::io::Error),
 }
 
@@ -62,6 +62,11 @@ pub struct HeaderInit<'a> {
     pub created_real_ns: u64,
     /// [`super::layout::abi_tag`] bytes.
     pub abi: &'a [u8; super::layout::TEXT_BYTES],
+    /// This boot's id.
+    pub boot_id: [u64; 2],
+    /// Initialise even though the file is ready: it is from an earlier
+    /// boot (the caller checked the boot id).
+    pub stale_boot: bool,
 }
 
 impl Mapping {
@@ -76,9 +81,8 @@ impl Mapping {
     /// `mmap(2)`
     pub fn map(fd: OwnedFd) -> std::io::Result<Self> {
         // SAFETY: a fresh shared mapping of the file chosen by the kernel;
-        // it aliases no Rust object. All access goes through atomics or the
-        // pthread mutex, which tolerate concurrent writers in other
-        // processes.
+        // it aliases no Rust object. All access goes through atomics, which
+        // tolerate concurrent writers in other processes.
         let ptr = unsafe {
             mmap(
                 core::ptr::null_mut(),
@@ -129,8 +133,7 @@ impl Mapping {
     pub fn page(&self) -> &LockPage {
         // SAFETY: `page` points to FILE_SIZE >= size_of::<LockPage>() mapped,
         // page-aligned bytes that stay mapped while `self` lives; every field
-        // is valid for any bit pattern (atomics, and the pthread mutex which
-        // is only used once the init state is READY).
+        // is an atomic, valid for any bit pattern.
         unsafe { self.page.as_ref() }
     }
 
@@ -150,9 +153,10 @@ impl Mapping {
         core::mem::forget(self);
     }
 
-    /// Initialise the file unless it is ready: under an exclusive `flock`
-    /// on the file, zero it, write the header, `pthread_mutex_init` the
-    /// mutex, then publish [`INIT_READY`] with release ordering.
+    /// Initialise the file unless it is ready (and, with
+    /// [`HeaderInit::stale_boot`], of this boot): under an exclusive `flock`
+    /// on the file, zero it, write the header, free the lock word, write
+    /// the boot id, then publish [`INIT_READY`] with release ordering.
     ///
     /// The `flock` is kept until [`Mapping::end_init`]; a process that dies
     /// while initialising loses it, and the next opener initialises again.
@@ -163,9 +167,22 @@ impl Mapping {
         let state = page.header.init_state.load(Ordering::Acquire);
         let magic = page.header.magic.load(Ordering::Relaxed);
         if state == INIT_READY {
-            return Ok(InitOutcome::AlreadyReady);
+            let current = page
+                .header
+                .boot_id
+                .iter()
+                .zip(header.boot_id)
+                .all(|(w, id)| w.load(Ordering::Acquire) == id);
+            if !header.stale_boot || current || magic != MAGIC {
+                return Ok(InitOutcome::AlreadyReady);
+            }
+            // From an earlier boot: every thread that used it is gone
+            // (threads do not survive a reboot), and every opener of this
+            // boot either waits for our flock or checks the boot id first.
         }
-        if !(state == INIT_NONE || state == INIT_RUNNING) || !(magic == 0 || magic == MAGIC) {
+        if !(state == INIT_NONE || state == INIT_RUNNING || state == INIT_READY)
+            || !(magic == 0 || magic == MAGIC)
+        {
             return Err(InitError::Unrecognised { state, magic });
         }
         page.header
@@ -193,10 +210,14 @@ impl Mapping {
         page.stats
             .reset_real_ns
             .store(header.created_real_ns, Ordering::Relaxed);
-        // SAFETY: we hold the creation flock and the state was not READY, so
-        // no process has been handed this mutex (openers wait for READY).
-        unsafe { self.mutex().init() }
-            .map_err(|e: RawError| InitError::Sys(std::io::Error::from_raw_os_error(e.code())))?;
+        // We hold the creation flock and the state was not READY (or the
+        // file is from an earlier boot), so no thread uses the lock.
+        self.mutex().init();
+        // Last before READY, with release ordering: an opener that sees
+        // this boot id (acquire) sees the whole initialised file.
+        for (word, id) in h.boot_id.iter().zip(header.boot_id) {
+            word.store(id, Ordering::Release);
+        }
         page.header.init_state.store(INIT_READY, Ordering::Release);
         Ok(InitOutcome::Initialised)
     }

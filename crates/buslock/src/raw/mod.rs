@@ -1,5 +1,6 @@
-//! The lowest layer: the robust PI mutex, the mapped page layout, and the few
-//! other calls that need `unsafe`. Everything above this module is safe Rust.
+//! The lowest layer: the robust PI futex lock word and the thread's robust
+//! list, the mapped page layout, and the few other calls that need
+//! `unsafe`. Everything above this module is safe Rust.
 
 #![allow(unsafe_code)]
 
@@ -7,6 +8,7 @@ pub mod layout;
 pub mod mapping;
 pub mod mutex;
 pub mod registry;
+pub mod robust;
 pub mod sys;
 
 pub use layout::LockPage;
