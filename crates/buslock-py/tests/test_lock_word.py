@@ -125,3 +125,21 @@ def test_saved_lock_file_whose_holder_is_gone_is_taken_over(lock_dir, tmp_path, 
         assert spi.previous_owner_died is True
     finally:
         spi.release()
+
+
+def test_holder_thread_that_ended_is_not_shown_as_holding(lock_dir):
+    import threading
+
+    spi = buslock.Mutex("SPI", lock_dir)
+    ended = threading.Thread(target=spi.acquire)
+    ended.start()
+    ended.join()
+    # join() returns before the OS thread has quite gone; once it has, the
+    # kernel has released the lock and nothing may show it as held.
+    wait_until(lambda: not spi.locked(), "the ended thread to stop showing as holder")
+    assert spi.owner.state == "gone"
+    assert spi.acquire(timeout=WAIT_SECONDS) is True
+    try:
+        assert spi.previous_owner_died is True
+    finally:
+        spi.release()
