@@ -74,8 +74,15 @@ def test_a_monitoring_handle_follows_a_replaced_lock_file(lock_dir, child):
 
 
 def test_a_holder_thread_that_exited_is_not_reported_as_holding(lock_dir):
+    # Keep the handle alive: finalising it would release the lock (and
+    # report a death), while this test is about a thread that ends with
+    # the lock still taken.
+    kept = []
+
     def take_and_exit():
-        buslock.Mutex("SPI", lock_dir).acquire()
+        m = buslock.Mutex("SPI", lock_dir)
+        kept.append(m)
+        m.acquire()
 
     t = threading.Thread(target=take_and_exit)
     t.start()
