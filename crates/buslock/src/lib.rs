@@ -30,6 +30,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod busname;
 pub mod clock;
 mod error;
 pub mod events;
@@ -43,6 +44,7 @@ mod starvation;
 pub mod stats;
 pub mod waiters;
 
+pub use busname::bus_lock_name;
 pub use error::{Error, Result};
 pub use events::Event;
 pub use identity::ProcessState;
