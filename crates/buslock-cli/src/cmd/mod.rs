@@ -18,6 +18,18 @@ use crate::error::CliError;
 use crate::render;
 use crate::signals::{self, Signals};
 
+/// The lock a NAME argument means: a name as given, or, for a path such as
+/// `/dev/spidev0.1` or `/dev/i2c-1`, the lock of that device's bus
+/// (`spi0`, `i2c-1`; see `buslock::bus_lock_name`). Names never contain
+/// '/', so the two cannot be confused.
+pub fn lock_name(name: &str) -> Result<String, CliError> {
+    if name.contains('/') {
+        Ok(buslock::bus_lock_name(name)?)
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
 /// Open an existing lock for inspection: never creates the file, never
 /// takes the lock.
 pub fn open_existing(dir: Option<&Path>, name: &str) -> Result<Mutex, CliError> {
