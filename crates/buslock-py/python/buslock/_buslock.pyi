@@ -14,6 +14,7 @@ __all__ = [
     "Stats",
     "Waiter",
     "__version__",
+    "bus_lock_name",
     "lock_dir",
     "lock_names",
 ]
@@ -29,6 +30,10 @@ def lock_dir(dir: Optional[_Path] = None) -> Path:
 
 def lock_names(dir: Optional[_Path] = None) -> List[str]:
     """Names of the locks in a lock directory."""
+
+def bus_lock_name(path: _Path) -> str:
+    """The lock name of the bus behind a device node: /dev/spidev0.1 -> spi0,
+    /dev/i2c-1 -> i2c-1."""
 
 @final
 class Owner:
