@@ -8,6 +8,15 @@ Migrating is one changed import:
     # from global_lock import global_lock             (posix_ipc semaphore)
     from buslock.compat import global_lock
 
+    # import I2C_mutex                                (Dexter's I2C lock)
+    from buslock.compat import I2C_mutex
+
+    # from di_sensors.easy_mutex import ifMutexAcquire, ifMutexRelease
+    from buslock.compat.easy_mutex import ifMutexAcquire, ifMutexRelease
+
+(``I2C_mutex`` and ``easy_mutex`` lock the I2C bus ``i2c-1``, the lock that
+``buslock.smbus2.SMBus(1)`` takes; see their own docs.)
+
 Both keep their class names, constructors, methods and return values, with
 buslock's semantics underneath: waiting blocks without polling, a holder
 that dies releases the lock, threads of one process exclude each other, and
@@ -43,8 +52,8 @@ import os
 import sys
 from typing import Optional, Union
 
-from ._buslock import Mutex
-from .errors import Error
+from .._buslock import Mutex
+from ..errors import Error
 
 __all__ = ["DI_Mutex", "global_lock", "legacy_path", "LEGACY_DIR"]
 
