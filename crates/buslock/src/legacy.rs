@@ -20,7 +20,8 @@
 //!
 //! Legacy programs are not fair: Dexter's algorithm polls every 0.1 ms, so
 //! when it competes with buslock users, FIFO order holds only among the
-//! buslock users.
+//! buslock users. A wait for the legacy lock without a deadline blocks in
+//! the kernel (`F_OFD_SETLKW`); one with a deadline polls every 1 ms.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -33,7 +34,8 @@ use crate::clock;
 use crate::error::{Error, Result};
 use crate::raw::sys::{RecordLock, ofd_lock, ofd_unlock};
 
-/// How often a bounded wait for a legacy lock retries.
+/// How often a wait with a deadline for a legacy lock retries (a wait
+/// without one blocks in the kernel).
 const POLL: Duration = Duration::from_millis(1);
 
 /// An open legacy lock file.
@@ -141,6 +143,26 @@ impl LegacyLock {
                 match ofd_lock(self.fd.as_fd(), true) {
                     Ok(_) => return Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(self.io_error(e)),
+                }
+            },
+            LegacyWait::Until {
+                deadline_mono_ns: None,
+                interrupted: Some(check),
+            } => loop {
+                // Wait in the kernel's queue (no polling): an unmigrated
+                // program's release wakes this thread at once. Signals
+                // (Ctrl-C in Python, whose handlers do not restart system
+                // calls) end the wait with EINTR; then ask `check`. A signal
+                // that lands just before the call is seen at the next
+                // release of the legacy lock, which its holders keep short.
+                match ofd_lock(self.fd.as_fd(), true) {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        if check() {
+                            return Err(LegacyFailure::Interrupted);
+                        }
+                    }
                     Err(e) => return Err(self.io_error(e)),
                 }
             },

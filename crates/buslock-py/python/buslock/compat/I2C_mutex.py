@@ -38,6 +38,7 @@ presence asks every ``ifMutexAcquire`` caller to lock) is kept as it was:
 """
 
 import os
+import time
 from typing import Any, Optional
 
 from .._buslock import Mutex as _Mutex
@@ -45,6 +46,8 @@ from .._buslock import bus_lock_name
 
 __all__ = ["Mutex", "I2C_Mutex_Acquire", "I2C_Mutex_Release", "LOCK_FILE", "OVERALL_FILE"]
 
+#: Dexter's polling interval and pause after release, seconds.
+LOOP_TIME = 0.001
 #: Dexter's I2C lock file, in the legacy directory.
 LOCK_FILE = "DexterLockI2C"
 #: Dexter's "overall mutex" flag file, in the legacy directory.
@@ -96,6 +99,11 @@ class Mutex(object):
         self._say("I2C mutex release")
         if self.mutex.holder_thread is not None:
             self.mutex.release()
+            # Unmigrated programs poll Dexter's file every 1 ms and sleep as
+            # long after each release: leave them the same window, or the
+            # drop-in would take nearly every turn (see bench/shares.py).
+            if self.mutex.legacy_path is not None:
+                time.sleep(LOOP_TIME)
 
     @property
     def previous_owner_died(self) -> bool:

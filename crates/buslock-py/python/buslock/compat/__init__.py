@@ -50,6 +50,7 @@ files (default ``/run/lock``); both can also be passed as keywords.
 
 import os
 import sys
+import time
 from typing import Optional, Union
 
 from .._buslock import Mutex
@@ -78,7 +79,9 @@ class DI_Mutex:
     KeyboardInterrupt) and ``release()`` releases it; both return None like
     the original. Also usable as ``with DI_Mutex("SPI"):``.
 
-    ``loop_time`` is accepted for compatibility and not used: nobody polls.
+    ``loop_time``: as in Dexter's original, the pause after each release
+    while Dexter's file is locked too, which leaves unmigrated programs
+    (which poll every ``loop_time``) their turn.
     ``dir`` is the buslock lock directory (None: ``$BUSLOCK_DIR`` or the
     default), ``legacy_dir`` the directory of Dexter's lock file (None:
     ``$BUSLOCK_LEGACY_DIR`` or ``/run/lock``); ``legacy=False`` skips
@@ -117,6 +120,15 @@ class DI_Mutex:
         """Release the lock; a release without a hold is ignored."""
         if self.mutex.holder_thread is not None:
             self.mutex.release()
+            self._leave_window()
+
+    def _leave_window(self) -> None:
+        # Unmigrated programs poll Dexter's file every loop_time and sleep
+        # as long after each release; a drop-in that re-acquired at once
+        # would take nearly every turn from them (see bench/shares.py), so
+        # it leaves them the same window they leave each other.
+        if self.mutex.legacy_path is not None:
+            time.sleep(self.LoopTime)
 
     @property
     def previous_owner_died(self) -> bool:
@@ -129,6 +141,7 @@ class DI_Mutex:
 
     def __exit__(self, *exc: object) -> None:
         self.mutex.release()
+        self._leave_window()
 
     def __repr__(self) -> str:
         return "DI_Mutex(%r) on %r" % (self.Name, self.mutex)
