@@ -18,6 +18,19 @@
 //! holds: there is no cycle. (A legacy program waiting for the file never
 //! blocks a buslock user that already holds the file, and vice versa.)
 //!
+//! Programs that use `global_lock` (a posix_ipc named semaphore `/NAME`
+//! with value 1 used as a lock) are met with
+//! [`Builder::legacy_semaphore`](crate::Builder::legacy_semaphore): the
+//! semaphore is the companion, taken and released in the same order. A
+//! semaphore is not released when its holder dies; buslock knows when a
+//! holder died, and a marker file beside the lock file (`<name>.legacy-sem`,
+//! one byte: whether the buslock holder holds the semaphore, written under
+//! the buslock mutex) tells the next holder whether the dead one held the
+//! semaphore too: then it posts it back, so old programs are not locked out
+//! until reboot. (A holder that dies in the instant between taking the
+//! semaphore and writing the marker, or between clearing the marker and
+//! posting, leaves the semaphore as a plain `global_lock` would.)
+//!
 //! Legacy programs are not fair: Dexter's algorithm polls every 0.1 ms, so
 //! when it competes with buslock users, FIFO order holds only among the
 //! buslock users. A wait for the legacy lock without a deadline blocks in
@@ -32,17 +45,22 @@ use rustix::io::Errno;
 
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::raw::semaphore::{NamedSemaphore, SemWait};
 use crate::raw::sys::{RecordLock, ofd_lock, ofd_unlock};
 
 /// How often a wait with a deadline for a legacy lock retries (a wait
 /// without one blocks in the kernel).
 const POLL: Duration = Duration::from_millis(1);
 
-/// An open legacy lock file.
+/// An open legacy companion lock.
 #[derive(Debug)]
 pub(crate) struct LegacyLock {
+    /// The record-lock file, or the semaphore's marker file.
     path: PathBuf,
+    /// The record-lock file, or the marker file.
     fd: OwnedFd,
+    /// The semaphore, for a `global_lock` companion.
+    sem: Option<NamedSemaphore>,
 }
 
 /// How long to wait for the legacy lock.
@@ -66,6 +84,49 @@ impl LegacyLock {
     /// Open (creating 0666 if missing, never through a link) the legacy
     /// lock file.
     pub(crate) fn open(path: &Path) -> Result<LegacyLock> {
+        Ok(LegacyLock {
+            path: path.into(),
+            fd: Self::open_file(path)?,
+            sem: None,
+        })
+    }
+
+    /// Open (creating it with value 1 if missing) the named semaphore
+    /// `name`, with its marker file at `marker`.
+    pub(crate) fn open_semaphore(name: &str, marker: &Path) -> Result<LegacyLock> {
+        let shm = PathBuf::from(format!("/dev/shm/sem.{}", name.trim_start_matches('/')));
+        let sem = NamedSemaphore::open(name).map_err(|e| match e.raw_os_error() {
+            Some(libc::EACCES) | Some(libc::EPERM) => Error::Permission {
+                path: shm.clone(),
+                action: "open legacy semaphore",
+                fix: "global_lock creates its semaphore readable by its user only (mode 0600); \
+                      run the programs sharing it as one user, or chmod it"
+                    .into(),
+            },
+            _ => Error::Io {
+                path: shm.clone(),
+                action: "open legacy semaphore",
+                source: e,
+            },
+        })?;
+        Ok(LegacyLock {
+            path: marker.into(),
+            fd: Self::open_file(marker)?,
+            sem: Some(sem),
+        })
+    }
+
+    /// The semaphore's name, for a semaphore companion.
+    pub(crate) fn semaphore(&self) -> Option<&str> {
+        self.sem.as_ref().map(NamedSemaphore::name)
+    }
+
+    /// The record-lock file, for a record-lock companion.
+    pub(crate) fn record_path(&self) -> Option<&Path> {
+        self.sem.is_none().then_some(self.path.as_path())
+    }
+
+    fn open_file(path: &Path) -> Result<OwnedFd> {
         let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let err = |action, e: Errno| match e {
             Errno::LOOP => Error::Symlink { path: path.into() },
@@ -112,15 +173,7 @@ impl LegacyLock {
                 kind: "non-regular file",
             });
         }
-        Ok(LegacyLock {
-            path: path.into(),
-            fd,
-        })
-    }
-
-    /// The legacy lock file's path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+        Ok(fd)
     }
 
     fn io_error(&self, e: std::io::Error) -> LegacyFailure {
@@ -131,8 +184,16 @@ impl LegacyLock {
         })
     }
 
-    /// Take the legacy lock. Called while holding the buslock mutex.
-    pub(crate) fn lock(&self, wait: LegacyWait<'_, '_>) -> std::result::Result<(), LegacyFailure> {
+    /// Take the legacy lock. Called while holding the buslock mutex;
+    /// `owner_died`: the previous holder of the mutex died holding it.
+    pub(crate) fn lock(
+        &self,
+        wait: LegacyWait<'_, '_>,
+        owner_died: bool,
+    ) -> std::result::Result<(), LegacyFailure> {
+        if let Some(sem) = &self.sem {
+            return self.lock_semaphore(sem, wait, owner_died);
+        }
         match wait {
             LegacyWait::Try => match ofd_lock(self.fd.as_fd(), false) {
                 Ok(RecordLock::Taken) => Ok(()),
@@ -195,8 +256,103 @@ impl LegacyLock {
         }
     }
 
+    /// Whether the marker says the buslock holder holds the semaphore.
+    fn marker(&self) -> bool {
+        let mut byte = [0u8];
+        matches!(rustix::io::pread(&self.fd, &mut byte, 0), Ok(1) if byte[0] == 1)
+    }
+
+    fn set_marker(&self, held: bool) -> std::result::Result<(), LegacyFailure> {
+        rustix::io::pwrite(&self.fd, &[u8::from(held)], 0)
+            .map(drop)
+            .map_err(|e| {
+                LegacyFailure::Error(Error::Io {
+                    path: self.path.clone(),
+                    action: "write legacy semaphore marker",
+                    source: e.into(),
+                })
+            })
+    }
+
+    fn sem_error(&self, sem: &NamedSemaphore, e: std::io::Error) -> LegacyFailure {
+        LegacyFailure::Error(Error::Io {
+            path: PathBuf::from(format!(
+                "/dev/shm/sem.{}",
+                sem.name().trim_start_matches('/')
+            )),
+            action: "wait for legacy semaphore",
+            source: e,
+        })
+    }
+
+    fn lock_semaphore(
+        &self,
+        sem: &NamedSemaphore,
+        wait: LegacyWait<'_, '_>,
+        owner_died: bool,
+    ) -> std::result::Result<(), LegacyFailure> {
+        if owner_died && self.marker() {
+            // The dead holder held the semaphore too: give it back.
+            sem.post().map_err(|e| self.sem_error(sem, e))?;
+            self.set_marker(false)?;
+        }
+        let taken = match wait {
+            LegacyWait::Try => sem.try_wait(),
+            LegacyWait::Forever => loop {
+                match sem.wait() {
+                    Ok(SemWait::Interrupted) => continue,
+                    other => break other,
+                }
+            },
+            LegacyWait::Until {
+                deadline_mono_ns,
+                mut interrupted,
+            } => loop {
+                // Wait in the kernel's queue, in slices so that `interrupted`
+                // is asked at least every INTERRUPT_SLICE (and at once after a
+                // signal handler ran).
+                let now = clock::monotonic_ns_syscall();
+                if deadline_mono_ns.is_some_and(|d| now >= d) {
+                    break Ok(SemWait::Busy);
+                }
+                let slice_end = (now + crate::INTERRUPT_SLICE.as_nanos() as u64)
+                    .min(deadline_mono_ns.unwrap_or(u64::MAX));
+                let until = clock::realtime_ns_syscall() + (slice_end - now);
+                match sem.wait_until(Duration::from_nanos(until)) {
+                    Ok(SemWait::Taken) => break Ok(SemWait::Taken),
+                    Ok(_) => {
+                        if let Some(check) = interrupted.as_mut() {
+                            if check() {
+                                return Err(LegacyFailure::Interrupted);
+                            }
+                        }
+                    }
+                    Err(e) => break Err(e),
+                }
+            },
+        };
+        match taken {
+            Ok(SemWait::Taken) => {
+                if let Err(e) = self.set_marker(true) {
+                    let _ = sem.post();
+                    return Err(e);
+                }
+                Ok(())
+            }
+            Ok(_) => Err(LegacyFailure::Busy),
+            Err(e) => Err(self.sem_error(sem, e)),
+        }
+    }
+
     /// Release the legacy lock.
     pub(crate) fn unlock(&self) {
+        if let Some(sem) = &self.sem {
+            // Marker first: a death between the two leaves the semaphore
+            // taken (as global_lock would), never posted twice.
+            let _ = self.set_marker(false);
+            let _ = sem.post();
+            return;
+        }
         // Unlocking a lock we hold does not fail for a valid descriptor;
         // closing the descriptor would drop it anyway.
         let _ = ofd_unlock(self.fd.as_fd());

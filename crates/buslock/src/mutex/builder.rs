@@ -21,6 +21,7 @@ pub struct Builder {
     dir: Option<PathBuf>,
     mode: OpenMode,
     legacy: Option<PathBuf>,
+    legacy_semaphore: Option<String>,
     label: Option<String>,
 }
 
@@ -31,6 +32,7 @@ impl Builder {
             dir: None,
             mode: OpenMode::Create,
             legacy: None,
+            legacy_semaphore: None,
             label: None,
         }
     }
@@ -93,6 +95,30 @@ impl Builder {
         self
     }
 
+    /// Also take a legacy companion semaphore: the POSIX named semaphore
+    /// `name` (`/NAME`, created with value 1 if missing), as programs still
+    /// using `global_lock` (posix_ipc) take it, after the buslock mutex and
+    /// released before it. When a buslock holder dies holding it, the next
+    /// holder posts it back (see the [`legacy`](crate::legacy) module).
+    /// Replaces [`Builder::legacy_record_lock`] if both are given.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let sem = format!("/buslock-doc-{}", std::process::id());
+    /// let spi = buslock::Mutex::builder("NCSPI")
+    ///     .dir(dir.path())
+    ///     .legacy_semaphore(&sem)
+    ///     .open()?;
+    /// let guard = spi.lock()?; // holds both
+    /// # drop(guard);
+    /// # buslock::raw::semaphore::NamedSemaphore::unlink(&sem).unwrap();
+    /// # Ok::<(), buslock::Error>(())
+    /// ```
+    pub fn legacy_semaphore(mut self, name: &str) -> Self {
+        self.legacy_semaphore = Some(name.to_owned());
+        self
+    }
+
     /// Open the lock.
     ///
     /// # Errors
@@ -102,7 +128,13 @@ impl Builder {
     pub fn open(self) -> Result<Mutex> {
         validate_name(&self.name)?;
         let dir = LockDir::resolve(self.dir.as_deref())?;
-        let legacy = self.legacy.as_deref().map(LegacyLock::open).transpose()?;
+        let legacy = match &self.legacy_semaphore {
+            Some(sem) => {
+                let marker = dir.path().join(format!("{}.legacy-sem", self.name));
+                Some(LegacyLock::open_semaphore(sem, &marker)?)
+            }
+            None => self.legacy.as_deref().map(LegacyLock::open).transpose()?,
+        };
         let mut mutex = Mutex::open_with(dir, &self.name, self.mode, legacy)?;
         mutex.label = self.label.as_deref().map(crate::identity::intern_label);
         Ok(mutex)

@@ -6,6 +6,7 @@
 pub mod layout;
 pub mod mapping;
 pub mod mutex;
+pub mod semaphore;
 pub mod sys;
 
 pub use layout::LockPage;
