@@ -135,14 +135,18 @@ impl PyMutex {
     /// `legacy_record_lock`: a path also locked, with an exclusive POSIX
     /// record lock, after the mutex is taken and released before it, so that
     /// programs still using `fcntl.lockf` on that file are excluded too.
+    /// `legacy_semaphore`: a POSIX named semaphore (`/NAME`) taken the same
+    /// way, for programs still using `global_lock`; healed after a holder
+    /// died holding it.
     #[new]
-    #[pyo3(signature = (name, dir=None, *, create=true, legacy_record_lock=None))]
+    #[pyo3(signature = (name, dir=None, *, create=true, legacy_record_lock=None, legacy_semaphore=None))]
     fn new(
         py: Python<'_>,
         name: &str,
         dir: Option<PathBuf>,
         create: bool,
         legacy_record_lock: Option<PathBuf>,
+        legacy_semaphore: Option<String>,
     ) -> PyResult<Self> {
         let mut builder = buslock::Mutex::builder(name).create(create);
         if let Some(dir) = dir {
@@ -150,6 +154,9 @@ impl PyMutex {
         }
         if let Some(path) = legacy_record_lock {
             builder = builder.legacy_record_lock(path);
+        }
+        if let Some(sem) = legacy_semaphore {
+            builder = builder.legacy_semaphore(&sem);
         }
         let inner = builder.open().map_err(|e| to_py(py, e))?;
         Ok(PyMutex {
@@ -370,7 +377,7 @@ impl PyMutex {
         dir: PathBuf,
         legacy_record_lock: Option<PathBuf>,
     ) -> PyResult<Self> {
-        Self::new(py, name, Some(dir), true, legacy_record_lock)
+        Self::new(py, name, Some(dir), true, legacy_record_lock, None)
     }
 
     fn __repr__(&self) -> String {

@@ -121,6 +121,7 @@ class Mutex:
         *,
         create: bool = True,
         legacy_record_lock: Optional[_Path] = None,
+        legacy_semaphore: Optional[str] = None,
     ) -> "Mutex": ...
     def acquire(self, blocking: bool = True, timeout: Optional[float] = -1) -> bool:
         """Take the lock; False when `timeout` seconds passed first."""

@@ -6,7 +6,7 @@ Migrating is one changed import:
     from buslock.compat import DI_Mutex
 
     # from global_lock import global_lock             (posix_ipc semaphore)
-    from buslock.compat import global_lock
+    from buslock.compat import global_lock            # takes /NAME as a companion
 
     # import I2C_mutex                                (Dexter's I2C lock)
     from buslock.compat import I2C_mutex
@@ -160,17 +160,28 @@ class global_lock:
 
     A leading '/' in ``lockname`` (required by POSIX semaphores) is dropped
     for the buslock name. ``dir`` is the buslock lock directory.
+
+    The real ``global_lock``'s semaphore ``/<lockname>`` is taken too, after
+    the buslock mutex and released before it, so programs not yet migrated
+    are excluded; when a buslock holder dies holding it, the next holder
+    posts it back (the real ``global_lock`` stays locked until reboot).
+    ``legacy=False`` skips the semaphore once no old program remains.
     """
 
     def __init__(
-        self, lockname: str, debug: bool = False, *, dir: Optional[_PathLike] = None
+        self,
+        lockname: str,
+        debug: bool = False,
+        *,
+        dir: Optional[_PathLike] = None,
+        legacy: bool = True,
     ) -> None:
         if not lockname.startswith("/"):
             lockname = "/" + lockname
         self.lockname = lockname
         self.debug = debug
         #: The buslock mutex underneath.
-        self.lock = Mutex(lockname[1:], dir)
+        self.lock = Mutex(lockname[1:], dir, legacy_semaphore=lockname if legacy else None)
 
     def _say(self, what: str) -> None:
         if self.debug:
