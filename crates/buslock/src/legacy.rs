@@ -358,3 +358,157 @@ impl LegacyLock {
         let _ = ofd_unlock(self.fd.as_fd());
     }
 }
+
+/// A lock's legacy companion, as recorded beside its lock file (in
+/// `<name>.legacy`) by every handle opened with one, so that inspection
+/// tools (`buslock state`) can show who holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Companion {
+    /// An exclusive record lock on this file (Dexter's `DI_Mutex`,
+    /// `I2C_mutex`).
+    RecordLock(PathBuf),
+    /// This POSIX named semaphore (`global_lock`).
+    Semaphore(String),
+}
+
+/// Who holds a legacy companion, as far as the kernel tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegacyHolder {
+    /// Nobody.
+    Free,
+    /// A buslock user: the holder of the buslock mutex.
+    Buslock,
+    /// A program that does not use buslock: its pid and, if still known,
+    /// its name (from `/proc/<pid>/comm`, escaped for printing).
+    Program {
+        /// Process id.
+        pid: u32,
+        /// Process name.
+        name: Option<String>,
+    },
+    /// A program that does not use buslock; which one cannot be known (a
+    /// semaphore records no holder).
+    Unknown,
+}
+
+fn record_path(lock_dir: &Path, name: &str) -> PathBuf {
+    lock_dir.join(format!("{name}.legacy"))
+}
+
+fn marker_path(lock_dir: &Path, name: &str) -> PathBuf {
+    lock_dir.join(format!("{name}.legacy-sem"))
+}
+
+impl Companion {
+    fn encode(&self) -> String {
+        match self {
+            Companion::RecordLock(p) => format!("record {}\n", p.display()),
+            Companion::Semaphore(s) => format!("semaphore {s}\n"),
+        }
+    }
+
+    /// Record `self` as lock `name`'s companion in `lock_dir` (only if the
+    /// record differs). Best effort: a record that cannot be written only
+    /// makes `buslock state` say less.
+    pub(crate) fn record(&self, lock_dir: &Path, name: &str) {
+        let path = record_path(lock_dir, name);
+        let absolute = match self {
+            Companion::RecordLock(p) => {
+                Companion::RecordLock(std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            }
+            other => other.clone(),
+        };
+        let text = absolute.encode();
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+            return;
+        }
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        if let Ok(fd) = openat(CWD, &path, flags, Mode::from_raw_mode(0o666)) {
+            let _ = fchmod(&fd, Mode::from_raw_mode(0o666));
+            let _ = rustix::io::write(&fd, text.as_bytes());
+        }
+    }
+
+    /// The companion recorded for lock `name` in `lock_dir`, if any.
+    pub fn recorded(lock_dir: &Path, name: &str) -> Option<Companion> {
+        let text = std::fs::read_to_string(record_path(lock_dir, name)).ok()?;
+        let line = text.strip_suffix('\n')?;
+        if let Some(p) = line.strip_prefix("record ") {
+            return Some(Companion::RecordLock(p.into()));
+        }
+        line.strip_prefix("semaphore ")
+            .map(|s| Companion::Semaphore(s.to_owned()))
+    }
+
+    /// Who holds this companion of lock `name` in `lock_dir` now, without
+    /// taking or creating anything.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the file or semaphore when it cannot be read.
+    pub fn holder(&self, lock_dir: &Path, name: &str) -> Result<LegacyHolder> {
+        match self {
+            Companion::RecordLock(path) => {
+                let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+                let io = |e: Errno| Error::Io {
+                    path: path.clone(),
+                    action: "inspect legacy lock file",
+                    source: e.into(),
+                };
+                let fd = match openat(CWD, path, flags, Mode::empty()) {
+                    Ok(fd) => fd,
+                    Err(Errno::NOENT) => return Ok(LegacyHolder::Free),
+                    Err(e) => return Err(io(e)),
+                };
+                use crate::raw::recordlock::{Conflict, ofd_getlk};
+                Ok(
+                    match ofd_getlk(fd.as_fd()).map_err(|e| Error::Io {
+                        path: path.clone(),
+                        action: "inspect legacy lock file",
+                        source: e,
+                    })? {
+                        Conflict::None => LegacyHolder::Free,
+                        Conflict::OpenFileDescription => LegacyHolder::Buslock,
+                        Conflict::Process(pid) => LegacyHolder::Program {
+                            pid,
+                            name: std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                                .ok()
+                                .map(|c| c.trim_end().escape_debug().to_string()),
+                        },
+                    },
+                )
+            }
+            Companion::Semaphore(sem) => {
+                let shm = PathBuf::from(format!("/dev/shm/sem.{}", sem.trim_start_matches('/')));
+                let io = |e: std::io::Error| Error::Io {
+                    path: shm.clone(),
+                    action: "inspect legacy semaphore",
+                    source: e,
+                };
+                let s = match NamedSemaphore::open_existing(sem) {
+                    Ok(s) => s,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok(LegacyHolder::Free);
+                    }
+                    Err(e) => return Err(io(e)),
+                };
+                if s.value().map_err(io)? > 0 {
+                    return Ok(LegacyHolder::Free);
+                }
+                let mut byte = [0u8];
+                let held = std::fs::File::open(marker_path(lock_dir, name))
+                    .ok()
+                    .is_some_and(|f| {
+                        use std::os::unix::fs::FileExt;
+                        matches!(f.read_at(&mut byte, 0), Ok(1) if byte[0] == 1)
+                    });
+                Ok(if held {
+                    LegacyHolder::Buslock
+                } else {
+                    LegacyHolder::Unknown
+                })
+            }
+        }
+    }
+}

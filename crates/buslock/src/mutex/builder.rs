@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::Mutex;
 use crate::error::Result;
-use crate::legacy::LegacyLock;
+use crate::legacy::{Companion, LegacyLock};
 use crate::lockfile::{LockDir, OpenMode, validate_name};
 
 /// Configures how a [`Mutex`] is opened.
@@ -135,6 +135,13 @@ impl Builder {
             }
             None => self.legacy.as_deref().map(LegacyLock::open).transpose()?,
         };
+        if let Some(legacy) = &legacy {
+            let companion = match legacy.semaphore() {
+                Some(sem) => Companion::Semaphore(sem.to_owned()),
+                None => Companion::RecordLock(self.legacy.clone().unwrap_or_default()),
+            };
+            companion.record(dir.path(), &self.name);
+        }
         let mut mutex = Mutex::open_with(dir, &self.name, self.mode, legacy)?;
         mutex.label = self.label.as_deref().map(crate::identity::intern_label);
         Ok(mutex)

@@ -6,6 +6,7 @@
 pub mod layout;
 pub mod mapping;
 pub mod mutex;
+pub mod recordlock;
 pub mod semaphore;
 pub mod sys;
 

@@ -46,6 +46,20 @@ impl NamedSemaphore {
     ///
     /// `sem_open(3)`, `sem_overview(7)`
     pub fn open(name: &str) -> io::Result<NamedSemaphore> {
+        Self::open_with(name, true)
+    }
+
+    /// `sem_open(name, 0)`: open the semaphore `name` only if it exists
+    /// (`ENOENT` otherwise), for looking at it without creating it.
+    ///
+    /// # Errors
+    ///
+    /// As [`NamedSemaphore::open`], and `ENOENT`.
+    pub fn open_existing(name: &str) -> io::Result<NamedSemaphore> {
+        Self::open_with(name, false)
+    }
+
+    fn open_with(name: &str, create: bool) -> io::Result<NamedSemaphore> {
         let valid = name.len() >= 2
             && name.len() <= 251
             && name.starts_with('/')
@@ -58,16 +72,22 @@ impl NamedSemaphore {
             ));
         }
         let c_name = CString::new(name).map_err(io::Error::other)?;
-        // SAFETY: `c_name` is a NUL-terminated string that outlives the
-        // call; with O_CREAT, sem_open reads the two variadic arguments
-        // mode (promoted to unsigned int) and value (unsigned int).
-        let sem = unsafe {
-            libc::sem_open(
-                c_name.as_ptr(),
-                libc::O_CREAT,
-                0o600 as libc::c_uint,
-                1 as libc::c_uint,
-            )
+        let sem = if create {
+            // SAFETY: `c_name` is a NUL-terminated string that outlives the
+            // call; with O_CREAT, sem_open reads the two variadic arguments
+            // mode (promoted to unsigned int) and value (unsigned int).
+            unsafe {
+                libc::sem_open(
+                    c_name.as_ptr(),
+                    libc::O_CREAT,
+                    0o600 as libc::c_uint,
+                    1 as libc::c_uint,
+                )
+            }
+        } else {
+            // SAFETY: as above; without O_CREAT sem_open reads no variadic
+            // arguments.
+            unsafe { libc::sem_open(c_name.as_ptr(), 0) }
         };
         if sem == libc::SEM_FAILED {
             return Err(io::Error::last_os_error());
