@@ -9,8 +9,8 @@ Run with the test virtualenv's Python (after scripts/test.d/python.sh):
 
 Each program loops: acquire, hold 0.5 ms, release, as fast as it can, for
 SECONDS (default 3) per scenario. Scenarios: DI_Mutex (0.1 ms polling)
-and I2C_mutex (1 ms polling), each with the drop-in and, as the reference,
-with three unmigrated programs.
+and I2C_mutex (1 ms polling), each with one or two unmigrated programs and
+the drop-in and, as the reference, with three unmigrated programs.
 """
 
 import fcntl
@@ -70,10 +70,10 @@ def scenario(label, roles, seconds):
     for p in procs:
         p.join(30)
     total = sum(c.value for c in counters) or 1
-    shares = " ".join(
-        "%s=%.0f%%" % (name, 100.0 * c.value / total)
-        for c, name in zip(counters, ["old1", "old2", "new" if roles[-1][0] is new else "old3"])
-    )
+    names = ["old%d" % (i + 1) for i in range(len(roles))]
+    if roles[-1][0] is new:
+        names[-1] = "new"
+    shares = " ".join("%s=%.0f%%" % (n, 100.0 * c.value / total) for c, n in zip(counters, names))
     print("%-40s %s  (%d acquisitions)" % (label, shares, total))
 
 
@@ -84,10 +84,12 @@ def main():
         os.environ["BUSLOCK_LEGACY_DIR"] = d
         di = os.path.join(d, "DI_Mutex_SPI")
         i2c = os.path.join(d, "DexterLockI2C")
-        print("shares of acquisitions (fair: a third each)")
+        print("shares of acquisitions (fair: equal shares)")
         scenario("DI_Mutex: 3 old (reference)", [(old, (di, 0.0001))] * 3, seconds)
+        scenario("DI_Mutex: 1 old + drop-in", [(old, (di, 0.0001)), (new, ("di",))], seconds)
         scenario("DI_Mutex: 2 old + drop-in", [(old, (di, 0.0001))] * 2 + [(new, ("di",))], seconds)
         scenario("I2C_mutex: 3 old (reference)", [(old, (i2c, 0.001))] * 3, seconds)
+        scenario("I2C_mutex: 1 old + drop-in", [(old, (i2c, 0.001)), (new, ("i2c",))], seconds)
         scenario("I2C_mutex: 2 old + drop-in", [(old, (i2c, 0.001))] * 2 + [(new, ("i2c",))], seconds)
 
 

@@ -34,7 +34,10 @@
 //! Legacy programs are not fair: Dexter's algorithm polls every 0.1 ms, so
 //! when it competes with buslock users, FIFO order holds only among the
 //! buslock users. A wait for the legacy lock without a deadline blocks in
-//! the kernel (`F_OFD_SETLKW`); one with a deadline polls every 1 ms.
+//! the kernel (`F_OFD_SETLKW`) and then leaves each unmigrated program
+//! seen recently one turn between two buslock turns (see
+//! [`FAIR_WINDOW`] and [`FAIR_PAUSE`]); one with a deadline polls every
+//! 1 ms.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -52,6 +55,56 @@ use crate::raw::sys::{RecordLock, ofd_lock, ofd_unlock};
 /// without one blocks in the kernel).
 const POLL: Duration = Duration::from_millis(1);
 
+/// How long an unmigrated program counts as active after it was last seen
+/// holding the legacy lock file.
+pub const FAIR_WINDOW: Duration = Duration::from_secs(1);
+
+/// How long a buslock user that deferred to unmigrated programs waits at
+/// most for one of them to take the legacy lock file (Dexter's programs
+/// poll every 0.1 ms or 1 ms) before it takes the file itself.
+pub const FAIR_PAUSE: Duration = Duration::from_millis(3);
+
+/// How often it looks (`F_OFD_GETLK`) during that pause.
+const FAIR_STEP: Duration = Duration::from_micros(100);
+
+/// Unmigrated programs seen holding the legacy lock file (see
+/// [`LegacyLock::lock_record_fairly`]).
+#[derive(Debug, Default)]
+struct Fairness {
+    /// Pid and when it was last seen holding the file.
+    seen: Vec<(u32, u64)>,
+    /// Pids seen holding the file since the last buslock turn.
+    turns_since_ours: Vec<u32>,
+}
+
+impl Fairness {
+    fn saw(&mut self, pid: u32, now: u64) {
+        match self.seen.iter_mut().find(|(p, _)| *p == pid) {
+            Some(entry) => entry.1 = now,
+            None => self.seen.push((pid, now)),
+        }
+        if !self.turns_since_ours.contains(&pid) {
+            self.turns_since_ours.push(pid);
+        }
+    }
+
+    /// How many were seen within the window; forgets older ones.
+    fn active(&mut self, now: u64) -> usize {
+        let window = FAIR_WINDOW.as_nanos() as u64;
+        self.seen.retain(|&(_, t)| now.saturating_sub(t) < window);
+        self.seen.len()
+    }
+
+    /// How many of the active ones held the file since the last buslock
+    /// turn.
+    fn turns(&self) -> usize {
+        self.turns_since_ours
+            .iter()
+            .filter(|p| self.seen.iter().any(|(s, _)| s == *p))
+            .count()
+    }
+}
+
 /// An open legacy companion lock.
 #[derive(Debug)]
 pub(crate) struct LegacyLock {
@@ -61,6 +114,9 @@ pub(crate) struct LegacyLock {
     fd: OwnedFd,
     /// The semaphore, for a `global_lock` companion.
     sem: Option<NamedSemaphore>,
+    /// Turn-taking with unmigrated programs (record locks only); used by
+    /// the holder of the buslock mutex only.
+    fair: std::sync::Mutex<Fairness>,
 }
 
 /// How long to wait for the legacy lock.
@@ -88,6 +144,7 @@ impl LegacyLock {
             path: path.into(),
             fd: Self::open_file(path)?,
             sem: None,
+            fair: Default::default(),
         })
     }
 
@@ -113,6 +170,7 @@ impl LegacyLock {
             path: marker.into(),
             fd: Self::open_file(marker)?,
             sem: Some(sem),
+            fair: Default::default(),
         })
     }
 
@@ -200,33 +258,11 @@ impl LegacyLock {
                 Ok(RecordLock::Busy) => Err(LegacyFailure::Busy),
                 Err(e) => Err(self.io_error(e)),
             },
-            LegacyWait::Forever => loop {
-                match ofd_lock(self.fd.as_fd(), true) {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(self.io_error(e)),
-                }
-            },
+            LegacyWait::Forever => self.lock_record_fairly(None),
             LegacyWait::Until {
                 deadline_mono_ns: None,
                 interrupted: Some(check),
-            } => loop {
-                // Wait in the kernel's queue (no polling): an unmigrated
-                // program's release wakes this thread at once. Signals
-                // (Ctrl-C in Python, whose handlers do not restart system
-                // calls) end the wait with EINTR; then ask `check`. A signal
-                // that lands just before the call is seen at the next
-                // release of the legacy lock, which its holders keep short.
-                match ofd_lock(self.fd.as_fd(), true) {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                        if check() {
-                            return Err(LegacyFailure::Interrupted);
-                        }
-                    }
-                    Err(e) => return Err(self.io_error(e)),
-                }
-            },
+            } => self.lock_record_fairly(Some(check)),
             LegacyWait::Until {
                 deadline_mono_ns,
                 mut interrupted,
@@ -251,6 +287,83 @@ impl LegacyLock {
                         next_check = now + crate::INTERRUPT_SLICE.as_nanos() as u64;
                     }
                     std::thread::sleep(POLL);
+                }
+            }
+        }
+    }
+
+    /// Take the record lock, waiting in the kernel's queue (no polling),
+    /// and leave unmigrated programs their turns.
+    ///
+    /// A waiter in the kernel's queue is woken at once when an unmigrated
+    /// program releases, before any poller notices; so with two or more
+    /// unmigrated programs contending, buslock users would take every other
+    /// turn. So each holder of the buslock mutex counts the unmigrated
+    /// programs it saw holding the file (by pid, `F_OFD_GETLK`) in the last
+    /// [`FAIR_WINDOW`], and keeps a grant only once each of them held the
+    /// file since the last buslock turn; otherwise it releases at once and
+    /// looks every 0.1 ms until one of them takes the file (then waits for
+    /// it in the kernel again), at most [`FAIR_PAUSE`]. It stops deferring
+    /// when nobody took the file during a pause, and after `2k + 1`
+    /// deferrals. (Looking is polling, but only in these short pauses, which
+    /// end as soon as a poller took its turn.)
+    ///
+    /// Signals (Ctrl-C in Python, whose handlers do not restart system
+    /// calls) end the kernel wait with `EINTR`; then `check` is asked. A
+    /// signal that lands just before the call is seen at the next release
+    /// of the legacy lock, which its holders keep short.
+    fn lock_record_fairly(
+        &self,
+        mut check: Option<&mut (dyn FnMut() -> bool + '_)>,
+    ) -> std::result::Result<(), LegacyFailure> {
+        use crate::raw::recordlock::{Conflict, ofd_getlk};
+        let mut fair = self
+            .fair
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut deferrals = 0;
+        let mut idle_after_pause = false;
+        loop {
+            if let Ok(Conflict::Process(pid)) = ofd_getlk(self.fd.as_fd()) {
+                fair.saw(pid, clock::monotonic_ns_syscall());
+            }
+            loop {
+                match ofd_lock(self.fd.as_fd(), true) {
+                    Ok(_) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        if check.as_mut().is_some_and(|c| c()) {
+                            return Err(LegacyFailure::Interrupted);
+                        }
+                    }
+                    Err(e) => return Err(self.io_error(e)),
+                }
+            }
+            let active = fair.active(clock::monotonic_ns_syscall());
+            if idle_after_pause || fair.turns() >= active || deferrals > 2 * active {
+                fair.turns_since_ours.clear();
+                return Ok(());
+            }
+            let _ = ofd_unlock(self.fd.as_fd());
+            deferrals += 1;
+            // Give the pollers time to notice: until one takes the file,
+            // or FAIR_PAUSE passed with nobody taking it.
+            let mut paused = Duration::ZERO;
+            loop {
+                std::thread::sleep(FAIR_STEP);
+                paused += FAIR_STEP;
+                if check.as_mut().is_some_and(|c| c()) {
+                    return Err(LegacyFailure::Interrupted);
+                }
+                match ofd_getlk(self.fd.as_fd()) {
+                    Ok(Conflict::Process(pid)) => {
+                        fair.saw(pid, clock::monotonic_ns_syscall());
+                        break;
+                    }
+                    Ok(Conflict::None) if paused < FAIR_PAUSE => {}
+                    _ => {
+                        idle_after_pause = true;
+                        break;
+                    }
                 }
             }
         }
