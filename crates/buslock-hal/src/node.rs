@@ -107,8 +107,9 @@ pub fn open_spidev(
     path: impl AsRef<Path>,
 ) -> buslock::Result<crate::LockedSpiDevice<linux_embedded_hal::SpidevDevice>> {
     let path = path.as_ref();
-    let lock = crate::BusLock::for_device(path)?;
+    let name = buslock::bus_lock_name(path)?;
     check_node(path, NodeKind::Spidev)?;
+    let lock = crate::BusLock::new(buslock::Mutex::open(&name)?);
     let dev = linux_embedded_hal::SpidevDevice::open(path).map_err(|e| buslock::Error::Io {
         path: path.into(),
         action: "open SPI device node",
@@ -129,8 +130,9 @@ pub fn open_i2c(
     path: impl AsRef<Path>,
 ) -> buslock::Result<crate::LockedI2c<linux_embedded_hal::I2cdev>> {
     let path = path.as_ref();
-    let lock = crate::BusLock::for_device(path)?;
+    let name = buslock::bus_lock_name(path)?;
     check_node(path, NodeKind::I2cDev)?;
+    let lock = crate::BusLock::new(buslock::Mutex::open(&name)?);
     let dev = linux_embedded_hal::I2cdev::new(path).map_err(|e| buslock::Error::Io {
         path: path.into(),
         action: "open I2C device node",
@@ -169,5 +171,23 @@ mod tests {
         // /dev/null is a character device, but of class "mem".
         let m = message(Path::new("/dev/null"), NodeKind::Spidev);
         assert!(m.contains("'/dev/null'") && m.contains("\"mem\""), "{m}");
+    }
+
+    #[cfg(feature = "linux")]
+    #[test]
+    fn the_linux_backends_stop_at_a_missing_or_wrong_node() {
+        // The node is checked before any lock is opened.
+        let e = open_spidev("/dev/spidev7.0").err().unwrap().to_string();
+        assert!(
+            e.contains("'/dev/spidev7.0'") && e.contains("dtparam=spi=on"),
+            "{e}"
+        );
+        let e = open_i2c("/dev/i2c-7").err().unwrap().to_string();
+        assert!(e.contains("'/dev/i2c-7'") && e.contains("i2c-dev"), "{e}");
+        let e = open_spidev("/dev/null").err().unwrap().to_string();
+        assert!(
+            e.contains("'/dev/null' is not an SPI or I2C device node"),
+            "{e}"
+        );
     }
 }
