@@ -137,9 +137,10 @@ impl PyMutex {
     /// programs still using `fcntl.lockf` on that file are excluded too.
     /// `legacy_semaphore`: a POSIX named semaphore (`/NAME`) taken the same
     /// way, for programs still using `global_lock`; healed after a holder
-    /// died holding it.
+    /// died holding it. `legacy_poll_interval`: how often the programs
+    /// behind `legacy_record_lock` poll it, in seconds (default 0.001).
     #[new]
-    #[pyo3(signature = (name, dir=None, *, create=true, legacy_record_lock=None, legacy_semaphore=None))]
+    #[pyo3(signature = (name, dir=None, *, create=true, legacy_record_lock=None, legacy_semaphore=None, legacy_poll_interval=None))]
     fn new(
         py: Python<'_>,
         name: &str,
@@ -147,6 +148,7 @@ impl PyMutex {
         create: bool,
         legacy_record_lock: Option<PathBuf>,
         legacy_semaphore: Option<String>,
+        legacy_poll_interval: Option<f64>,
     ) -> PyResult<Self> {
         let mut builder = buslock::Mutex::builder(name).create(create);
         if let Some(dir) = dir {
@@ -157,6 +159,14 @@ impl PyMutex {
         }
         if let Some(sem) = legacy_semaphore {
             builder = builder.legacy_semaphore(&sem);
+        }
+        if let Some(secs) = legacy_poll_interval {
+            let interval = std::time::Duration::try_from_secs_f64(secs).map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "legacy_poll_interval must be a non-negative number of seconds, not {secs}"
+                ))
+            })?;
+            builder = builder.legacy_poll_interval(interval);
         }
         let inner = builder.open().map_err(|e| to_py(py, e))?;
         Ok(PyMutex {
@@ -377,7 +387,7 @@ impl PyMutex {
         dir: PathBuf,
         legacy_record_lock: Option<PathBuf>,
     ) -> PyResult<Self> {
-        Self::new(py, name, Some(dir), true, legacy_record_lock, None)
+        Self::new(py, name, Some(dir), true, legacy_record_lock, None, None)
     }
 
     fn __repr__(&self) -> String {

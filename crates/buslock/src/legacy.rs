@@ -36,7 +36,7 @@
 //! buslock users. A wait for the legacy lock without a deadline blocks in
 //! the kernel (`F_OFD_SETLKW`) and then leaves each unmigrated program
 //! seen recently one turn between two buslock turns (see
-//! [`FAIR_WINDOW`] and [`FAIR_PAUSE`]); one with a deadline polls every
+//! [`FAIR_WINDOW`] and [`DEFAULT_POLL`]); one with a deadline polls every
 //! 1 ms.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -59,12 +59,14 @@ const POLL: Duration = Duration::from_millis(1);
 /// holding the legacy lock file.
 pub const FAIR_WINDOW: Duration = Duration::from_secs(1);
 
-/// How long a buslock user that deferred to unmigrated programs waits at
-/// most for one of them to take the legacy lock file (Dexter's programs
-/// poll every 0.1 ms or 1 ms) before it takes the file itself.
-pub const FAIR_PAUSE: Duration = Duration::from_millis(3);
+/// The polling interval assumed for unmigrated programs unless
+/// [`Builder::legacy_poll_interval`](crate::Builder::legacy_poll_interval)
+/// says otherwise: Dexter's `I2C_mutex` polls every 1 ms (`DI_Mutex`
+/// every 0.1 ms).
+pub const DEFAULT_POLL: Duration = Duration::from_millis(1);
 
-/// How often it looks (`F_OFD_GETLK`) during that pause.
+/// How often a buslock user looks (`F_OFD_GETLK`) during a pause that
+/// leaves unmigrated programs their turn.
 const FAIR_STEP: Duration = Duration::from_micros(100);
 
 /// Unmigrated programs seen holding the legacy lock file (see
@@ -117,6 +119,12 @@ pub(crate) struct LegacyLock {
     /// Turn-taking with unmigrated programs (record locks only); used by
     /// the holder of the buslock mutex only.
     fair: std::sync::Mutex<Fairness>,
+    /// The unmigrated programs' polling interval; a pause that leaves them
+    /// a turn lasts at most 1.5 times as long.
+    poll: Duration,
+    /// `CLOCK_MONOTONIC` ns of this handle's last release of the record
+    /// lock (0: never).
+    released_at: std::sync::atomic::AtomicU64,
 }
 
 /// How long to wait for the legacy lock.
@@ -145,6 +153,8 @@ impl LegacyLock {
             fd: Self::open_file(path)?,
             sem: None,
             fair: Default::default(),
+            poll: DEFAULT_POLL,
+            released_at: Default::default(),
         })
     }
 
@@ -171,7 +181,15 @@ impl LegacyLock {
             fd: Self::open_file(marker)?,
             sem: Some(sem),
             fair: Default::default(),
+            poll: DEFAULT_POLL,
+            released_at: Default::default(),
         })
+    }
+
+    /// Assume unmigrated programs poll every `poll`.
+    pub(crate) fn with_poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
     }
 
     /// The semaphore's name, for a semaphore companion.
@@ -253,6 +271,10 @@ impl LegacyLock {
             return self.lock_semaphore(sem, wait, owner_died);
         }
         match wait {
+            // Within the window after this handle's own release, a try
+            // declines: the pollers get their chance first (a blocking
+            // wait then waits out the window, see lock_record_fairly).
+            LegacyWait::Try if self.coming_back() => Err(LegacyFailure::Busy),
             LegacyWait::Try => match ofd_lock(self.fd.as_fd(), false) {
                 Ok(RecordLock::Taken) => Ok(()),
                 Ok(RecordLock::Busy) => Err(LegacyFailure::Busy),
@@ -292,8 +314,27 @@ impl LegacyLock {
         }
     }
 
+    /// The window after this handle's own release that leaves pollers
+    /// their chance: 1.5 polling intervals.
+    fn window(&self) -> Duration {
+        self.poll + self.poll / 2
+    }
+
+    /// Whether this handle released the record lock less than a window
+    /// ago.
+    fn coming_back(&self) -> bool {
+        let released = self.released_at.load(std::sync::atomic::Ordering::Relaxed);
+        released != 0 && clock::monotonic_ns_syscall() < released + self.window().as_nanos() as u64
+    }
+
     /// Take the record lock, waiting in the kernel's queue (no polling),
     /// and leave unmigrated programs their turns.
+    ///
+    /// Pollers cannot be seen until one holds the file, so a handle that
+    /// comes back within 1.5 polling intervals of its own release first
+    /// waits out the rest of that window (looking every 0.1 ms, and ending
+    /// it as soon as a poller took the file), as Dexter's programs pause
+    /// after each release.
     ///
     /// A waiter in the kernel's queue is woken at once when an unmigrated
     /// program releases, before any poller notices; so with two or more
@@ -303,7 +344,7 @@ impl LegacyLock {
     /// [`FAIR_WINDOW`], and keeps a grant only once each of them held the
     /// file since the last buslock turn; otherwise it releases at once and
     /// looks every 0.1 ms until one of them takes the file (then waits for
-    /// it in the kernel again), at most [`FAIR_PAUSE`]. It stops deferring
+    /// it in the kernel again), at most 1.5 polling intervals. It stops deferring
     /// when nobody took the file during a pause, and after `2k + 1`
     /// deferrals. (Looking is polling, but only in these short pauses, which
     /// end as soon as a poller took its turn.)
@@ -321,6 +362,28 @@ impl LegacyLock {
             .fair
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window = self.window();
+        // Coming straight back after this handle's own release: first leave
+        // the pollers the window they leave each other (they cannot be
+        // counted before one of them was seen holding the file).
+        let released = self.released_at.load(std::sync::atomic::Ordering::Relaxed);
+        if released != 0 {
+            let until = released + window.as_nanos() as u64;
+            loop {
+                let now = clock::monotonic_ns_syscall();
+                if now >= until {
+                    break;
+                }
+                if let Ok(Conflict::Process(pid)) = ofd_getlk(self.fd.as_fd()) {
+                    fair.saw(pid, now);
+                    break;
+                }
+                std::thread::sleep(FAIR_STEP.min(Duration::from_nanos(until - now)));
+                if check.as_mut().is_some_and(|c| c()) {
+                    return Err(LegacyFailure::Interrupted);
+                }
+            }
+        }
         let mut deferrals = 0;
         let mut idle_after_pause = false;
         loop {
@@ -346,7 +409,7 @@ impl LegacyLock {
             let _ = ofd_unlock(self.fd.as_fd());
             deferrals += 1;
             // Give the pollers time to notice: until one takes the file,
-            // or FAIR_PAUSE passed with nobody taking it.
+            // or `window` passed with nobody taking it.
             let mut paused = Duration::ZERO;
             loop {
                 std::thread::sleep(FAIR_STEP);
@@ -359,7 +422,7 @@ impl LegacyLock {
                         fair.saw(pid, clock::monotonic_ns_syscall());
                         break;
                     }
-                    Ok(Conflict::None) if paused < FAIR_PAUSE => {}
+                    Ok(Conflict::None) if paused < window => {}
                     _ => {
                         idle_after_pause = true;
                         break;
@@ -469,6 +532,10 @@ impl LegacyLock {
         // Unlocking a lock we hold does not fail for a valid descriptor;
         // closing the descriptor would drop it anyway.
         let _ = ofd_unlock(self.fd.as_fd());
+        self.released_at.store(
+            clock::monotonic_ns_syscall(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 }
 

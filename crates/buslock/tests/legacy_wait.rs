@@ -70,3 +70,56 @@ fn an_interruptible_wait_for_the_legacy_file_does_not_poll() {
     });
     assert!(old.wait().unwrap().success());
 }
+
+#[test]
+fn a_buslock_user_coming_straight_back_leaves_a_polling_program_its_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("DI_Mutex_SPI");
+    // A long polling interval makes the window after a release long enough
+    // that this test does not depend on scheduling.
+    let m = buslock::Mutex::builder("SPI")
+        .dir(dir.path())
+        .legacy_record_lock(&file)
+        .legacy_poll_interval(Duration::from_secs(10))
+        .open()
+        .unwrap();
+    drop(m.lock().unwrap());
+    // Coming straight back: a try declines, the file stays free for pollers.
+    assert!(m.try_lock().unwrap().is_none());
+    assert!(!m.is_locked());
+    // Dexter's algorithm: poll lockf every 1 ms, hold 100 ms, release.
+    let mut old = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl,sys,time\n\
+             while True:\n\
+             \x20   f=open(sys.argv[1],'w')\n\
+             \x20   try:\n\
+             \x20       fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB); break\n\
+             \x20   except OSError:\n\
+             \x20       f.close(); time.sleep(0.001)\n\
+             print('got', flush=True); time.sleep(0.1); print('releasing', flush=True); f.close()",
+        ])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = old.stdout.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let g = m.lock().unwrap();
+    // The blocking lock waited for the poller's whole turn: the poller
+    // said both lines before it released (had the lock come first, the
+    // poller could not take the file until `g` drops: the watchdog fails
+    // the test).
+    let said: Vec<String> = (0..2)
+        .map_while(|_| rx.recv_timeout(Duration::from_secs(10)).ok())
+        .collect();
+    drop(g);
+    assert_eq!(said, ["got", "releasing"]);
+    assert!(old.wait().unwrap().success());
+}

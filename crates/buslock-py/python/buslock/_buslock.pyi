@@ -122,6 +122,7 @@ class Mutex:
         create: bool = True,
         legacy_record_lock: Optional[_Path] = None,
         legacy_semaphore: Optional[str] = None,
+        legacy_poll_interval: Optional[float] = None,
     ) -> "Mutex": ...
     def acquire(self, blocking: bool = True, timeout: Optional[float] = -1) -> bool:
         """Take the lock; False when `timeout` seconds passed first."""

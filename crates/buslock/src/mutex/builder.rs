@@ -22,6 +22,7 @@ pub struct Builder {
     mode: OpenMode,
     legacy: Option<PathBuf>,
     legacy_semaphore: Option<String>,
+    legacy_poll: Option<std::time::Duration>,
     label: Option<String>,
 }
 
@@ -33,6 +34,7 @@ impl Builder {
             mode: OpenMode::Create,
             legacy: None,
             legacy_semaphore: None,
+            legacy_poll: None,
             label: None,
         }
     }
@@ -119,6 +121,20 @@ impl Builder {
         self
     }
 
+    /// How often the unmigrated programs behind a
+    /// [`Builder::legacy_record_lock`] poll it (default
+    /// [`legacy::DEFAULT_POLL`](crate::legacy::DEFAULT_POLL), 1 ms, as
+    /// Dexter's `I2C_mutex`; `DI_Mutex` polls every 0.1 ms). buslock waits
+    /// for the file in the kernel, so it would win every release; it leaves
+    /// the pollers a turn by pausing at most 1.5 intervals after its own
+    /// release and between turns (see the [`legacy`](crate::legacy)
+    /// module). A `try_lock` within 1.5 intervals of this handle's own
+    /// release returns `None` for the same reason.
+    pub fn legacy_poll_interval(mut self, interval: std::time::Duration) -> Self {
+        self.legacy_poll = Some(interval);
+        self
+    }
+
     /// Open the lock.
     ///
     /// # Errors
@@ -133,7 +149,16 @@ impl Builder {
                 let marker = dir.path().join(format!("{}.legacy-sem", self.name));
                 Some(LegacyLock::open_semaphore(sem, &marker)?)
             }
-            None => self.legacy.as_deref().map(LegacyLock::open).transpose()?,
+            None => match self.legacy.as_deref() {
+                Some(path) => {
+                    let lock = LegacyLock::open(path)?;
+                    Some(match self.legacy_poll {
+                        Some(poll) => lock.with_poll_interval(poll),
+                        None => lock,
+                    })
+                }
+                None => None,
+            },
         };
         if let Some(legacy) = &legacy {
             let companion = match legacy.semaphore() {

@@ -21,7 +21,8 @@ record lock on Dexter's file (which conflicts with the ``lockf`` of programs
 not yet migrated), so every program on the robot excludes every other
 whichever convention it still uses. Waiting blocks in buslock's queue; a
 holder that dies releases the bus and the next holder is told
-(``previous_owner_died``).
+(``previous_owner_died``); each unmigrated program that is contending gets
+one turn between two turns of buslock users (``bench/shares.py``).
 
 Where behaviour differs, on purpose:
 
@@ -38,7 +39,6 @@ presence asks every ``ifMutexAcquire`` caller to lock) is kept as it was:
 """
 
 import os
-import time
 from typing import Any, Optional
 
 from .._buslock import Mutex as _Mutex
@@ -46,8 +46,6 @@ from .._buslock import bus_lock_name
 
 __all__ = ["Mutex", "I2C_Mutex_Acquire", "I2C_Mutex_Release", "LOCK_FILE", "OVERALL_FILE"]
 
-#: Dexter's polling interval and pause after release, seconds.
-LOOP_TIME = 0.001
 #: Dexter's I2C lock file, in the legacy directory.
 LOCK_FILE = "DexterLockI2C"
 #: Dexter's "overall mutex" flag file, in the legacy directory.
@@ -82,6 +80,7 @@ class Mutex(object):
             bus_lock_name("/dev/i2c-%d" % bus),
             dir,
             legacy_record_lock=self.DexterLockI2C_handle_filename if legacy else None,
+            legacy_poll_interval=0.001,
         )
 
     def _say(self, what: str) -> None:
@@ -99,11 +98,6 @@ class Mutex(object):
         self._say("I2C mutex release")
         if self.mutex.holder_thread is not None:
             self.mutex.release()
-            # Unmigrated programs poll Dexter's file every 1 ms and sleep as
-            # long after each release: leave them the same window, or the
-            # drop-in would take nearly every turn (see bench/shares.py).
-            if self.mutex.legacy_path is not None:
-                time.sleep(LOOP_TIME)
 
     @property
     def previous_owner_died(self) -> bool:

@@ -50,7 +50,6 @@ files (default ``/run/lock``); both can also be passed as keywords.
 
 import os
 import sys
-import time
 from typing import Optional, Union
 
 from .._buslock import Mutex
@@ -79,9 +78,11 @@ class DI_Mutex:
     KeyboardInterrupt) and ``release()`` releases it; both return None like
     the original. Also usable as ``with DI_Mutex("SPI"):``.
 
-    ``loop_time``: as in Dexter's original, the pause after each release
-    while Dexter's file is locked too, which leaves unmigrated programs
-    (which poll every ``loop_time``) their turn.
+    ``loop_time`` is how often unmigrated programs poll Dexter's file (as
+    in the original): the drop-in waits for the file in the kernel, without
+    polling, and leaves each unmigrated program that is contending one turn
+    between two of its own, pausing at most 1.5 ``loop_time`` to do so (see
+    ``bench/shares.py``).
     ``dir`` is the buslock lock directory (None: ``$BUSLOCK_DIR`` or the
     default), ``legacy_dir`` the directory of Dexter's lock file (None:
     ``$BUSLOCK_LEGACY_DIR`` or ``/run/lock``); ``legacy=False`` skips
@@ -109,7 +110,10 @@ class DI_Mutex:
                 "legacy=False once no program uses Dexter's DI_Mutex any more" % (folder, name)
             )
         self.mutex = Mutex(
-            name, dir, legacy_record_lock=self.Filename if legacy else None
+            name,
+            dir,
+            legacy_record_lock=self.Filename if legacy else None,
+            legacy_poll_interval=loop_time,
         )
 
     def acquire(self) -> None:
@@ -120,15 +124,6 @@ class DI_Mutex:
         """Release the lock; a release without a hold is ignored."""
         if self.mutex.holder_thread is not None:
             self.mutex.release()
-            self._leave_window()
-
-    def _leave_window(self) -> None:
-        # Unmigrated programs poll Dexter's file every loop_time and sleep
-        # as long after each release; a drop-in that re-acquired at once
-        # would take nearly every turn from them (see bench/shares.py), so
-        # it leaves them the same window they leave each other.
-        if self.mutex.legacy_path is not None:
-            time.sleep(self.LoopTime)
 
     @property
     def previous_owner_died(self) -> bool:
@@ -141,7 +136,6 @@ class DI_Mutex:
 
     def __exit__(self, *exc: object) -> None:
         self.mutex.release()
-        self._leave_window()
 
     def __repr__(self) -> str:
         return "DI_Mutex(%r) on %r" % (self.Name, self.mutex)
