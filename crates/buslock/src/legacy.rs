@@ -65,6 +65,12 @@ pub const FAIR_WINDOW: Duration = Duration::from_secs(1);
 /// every 0.1 ms).
 pub const DEFAULT_POLL: Duration = Duration::from_millis(1);
 
+/// While no unmigrated program was seen within [`FAIR_WINDOW`], a buslock
+/// user leaves the pollers a window after its release only this often, so
+/// that a tight loop of buslock users pays for the window rarely and an
+/// unmigrated program that starts polling is seen within this time.
+pub const PROBE_EVERY: Duration = Duration::from_millis(10);
+
 /// How often a buslock user looks (`F_OFD_GETLK`) during a pause that
 /// leaves unmigrated programs their turn.
 const FAIR_STEP: Duration = Duration::from_micros(100);
@@ -77,6 +83,8 @@ struct Fairness {
     seen: Vec<(u32, u64)>,
     /// Pids seen holding the file since the last buslock turn.
     turns_since_ours: Vec<u32>,
+    /// When a window was last opened with no unmigrated program seen.
+    last_probe: u64,
 }
 
 impl Fairness {
@@ -122,9 +130,9 @@ pub(crate) struct LegacyLock {
     /// The unmigrated programs' polling interval; a pause that leaves them
     /// a turn lasts at most 1.5 times as long.
     poll: Duration,
-    /// `CLOCK_MONOTONIC` ns of this handle's last release of the record
-    /// lock (0: never).
-    released_at: std::sync::atomic::AtomicU64,
+    /// `CLOCK_MONOTONIC` ns until which the window after this handle's
+    /// last release of the record lock lasts (0: none).
+    window_until: std::sync::atomic::AtomicU64,
 }
 
 /// How long to wait for the legacy lock.
@@ -154,7 +162,7 @@ impl LegacyLock {
             sem: None,
             fair: Default::default(),
             poll: DEFAULT_POLL,
-            released_at: Default::default(),
+            window_until: Default::default(),
         })
     }
 
@@ -182,7 +190,7 @@ impl LegacyLock {
             sem: Some(sem),
             fair: Default::default(),
             poll: DEFAULT_POLL,
-            released_at: Default::default(),
+            window_until: Default::default(),
         })
     }
 
@@ -320,11 +328,10 @@ impl LegacyLock {
         self.poll + self.poll / 2
     }
 
-    /// Whether this handle released the record lock less than a window
-    /// ago.
+    /// Whether the window after this handle's last release is still open.
     fn coming_back(&self) -> bool {
-        let released = self.released_at.load(std::sync::atomic::Ordering::Relaxed);
-        released != 0 && clock::monotonic_ns_syscall() < released + self.window().as_nanos() as u64
+        let until = self.window_until.load(std::sync::atomic::Ordering::Relaxed);
+        until != 0 && clock::monotonic_ns_syscall() < until
     }
 
     /// Take the record lock, waiting in the kernel's queue (no polling),
@@ -334,7 +341,9 @@ impl LegacyLock {
     /// comes back within 1.5 polling intervals of its own release first
     /// waits out the rest of that window (looking every 0.1 ms, and ending
     /// it as soon as a poller took the file), as Dexter's programs pause
-    /// after each release.
+    /// after each release. The window opens after every release while
+    /// unmigrated programs were seen within [`FAIR_WINDOW`], and otherwise
+    /// once per [`PROBE_EVERY`].
     ///
     /// A waiter in the kernel's queue is woken at once when an unmigrated
     /// program releases, before any poller notices; so with two or more
@@ -366,9 +375,8 @@ impl LegacyLock {
         // Coming straight back after this handle's own release: first leave
         // the pollers the window they leave each other (they cannot be
         // counted before one of them was seen holding the file).
-        let released = self.released_at.load(std::sync::atomic::Ordering::Relaxed);
-        if released != 0 {
-            let until = released + window.as_nanos() as u64;
+        let until = self.window_until.load(std::sync::atomic::Ordering::Relaxed);
+        if until != 0 {
             loop {
                 let now = clock::monotonic_ns_syscall();
                 if now >= until {
@@ -532,10 +540,24 @@ impl LegacyLock {
         // Unlocking a lock we hold does not fail for a valid descriptor;
         // closing the descriptor would drop it anyway.
         let _ = ofd_unlock(self.fd.as_fd());
-        self.released_at.store(
-            clock::monotonic_ns_syscall(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        // Open a window for pollers after this release when unmigrated
+        // programs were seen lately, and otherwise once per PROBE_EVERY, so
+        // that one that started polling is seen within that time.
+        let now = clock::monotonic_ns_syscall();
+        let mut fair = self
+            .fair
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let until = if fair.active(now) > 0 {
+            now + self.window().as_nanos() as u64
+        } else if now.saturating_sub(fair.last_probe) >= PROBE_EVERY.as_nanos() as u64 {
+            fair.last_probe = now;
+            now + self.window().as_nanos() as u64
+        } else {
+            0
+        };
+        self.window_until
+            .store(until, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
