@@ -18,6 +18,11 @@ def hook(dev):
     global resets
     resets += 1
     _fakebus.put("R")
+    # The hook holds the bus and may use the device (a reset sequence).
+    if kind == "spidev":
+        dev.writebytes([0xFF])
+    else:
+        dev.write_i2c_block_data(0x40, 0, [0])
 
 
 if kind == "spidev":

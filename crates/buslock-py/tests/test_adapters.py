@@ -107,8 +107,10 @@ def test_a_process_killed_mid_call_is_followed_by_the_owner_died_hook(
     assert int(lines[r][0]) == nxt.pid
     assert lines[r - 1][:2] == [str(victim.pid), "B"]
     assert all(int(l[0]) == victim.pid for l in lines[:r])
+    # The hook's own reset call comes next, on the held bus.
+    assert [l[:2] for l in lines[r + 1 : r + 3]] == [[str(nxt.pid), "S"], [str(nxt.pid), "B"]]
     intrusions, calls, resets = _fakebus.verdict(bus_file)
-    assert (intrusions, resets, calls[nxt.pid]) == (0, [nxt.pid], 5)
+    assert (intrusions, resets, calls[nxt.pid]) == (0, [nxt.pid], 6)
 
 
 def test_sessions_are_reentrant_in_their_thread_and_exclude_other_threads(bus_file, lock_dir):

@@ -54,6 +54,9 @@ class BusLock:
             self._depth += 1
             return self
         self.mutex.acquire()
+        # Held from here: the hook may use the device's own methods.
+        self._thread = me
+        self._depth = 1
         try:
             if self.mutex.previous_owner_died:
                 self._reset_pending = True
@@ -62,10 +65,10 @@ class BusLock:
                     self._hook(self._device)
                 self._reset_pending = False
         except BaseException:
+            self._thread = None
+            self._depth = 0
             self.mutex.release()
             raise
-        self._thread = me
-        self._depth = 1
         return self
 
     def __exit__(self, *exc: object) -> None:
