@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod hold;
+pub mod legacy;
 pub mod list;
 pub mod run;
 pub mod state;

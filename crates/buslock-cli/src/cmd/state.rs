@@ -4,10 +4,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use buslock::legacy::{Companion, LegacyHolder};
 use buslock::{Mutex, Owner, Stats, Waiter};
 use serde::Serialize;
 
+use super::legacy;
 use crate::error::CliError;
 use crate::exit;
 use crate::model::{HolderJson, LockState, StatsJson, WaiterJson, print_json};
@@ -24,77 +24,7 @@ struct StateJson {
     stats: StatsJson,
     /// The legacy companion lock and who holds it, when one is recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
-    legacy: Option<LegacyJson>,
-}
-
-/// A legacy companion in `state --json`.
-#[derive(Serialize)]
-struct LegacyJson {
-    /// "record-lock" or "semaphore".
-    kind: &'static str,
-    /// The file or the semaphore name.
-    lock: String,
-    /// "free", "buslock" (the holder above), "program" (one not using
-    /// buslock, `pid`/`program` say which) or "unknown" (a program not
-    /// using buslock; a semaphore does not record which).
-    holder: &'static str,
-    pid: Option<u32>,
-    program: Option<String>,
-}
-
-/// The legacy companion recorded beside lock `m`, and who holds it.
-fn legacy_of(m: &Mutex) -> Option<(Companion, LegacyHolder)> {
-    let dir = m.path().parent()?;
-    let companion = Companion::recorded(dir, m.name())?;
-    let holder = companion.holder(dir, m.name()).ok()?;
-    Some((companion, holder))
-}
-
-fn legacy_json((c, h): &(Companion, LegacyHolder)) -> LegacyJson {
-    let (kind, lock) = match c {
-        Companion::RecordLock(p) => ("record-lock", p.display().to_string()),
-        Companion::Semaphore(s) => ("semaphore", s.clone()),
-    };
-    let (holder, pid, program) = match h {
-        LegacyHolder::Free => ("free", None, None),
-        LegacyHolder::Buslock => ("buslock", None, None),
-        LegacyHolder::Program { pid, name } => ("program", Some(*pid), name.clone()),
-        LegacyHolder::Unknown => ("unknown", None, None),
-    };
-    LegacyJson {
-        kind,
-        lock,
-        holder,
-        pid,
-        program,
-    }
-}
-
-/// One line saying who holds the legacy companion; `held`: whether a
-/// buslock user holds the mutex (and so has or waits for the companion).
-fn legacy_text((c, h): &(Companion, LegacyHolder), held: bool, style: Style) -> String {
-    let what = match c {
-        Companion::RecordLock(p) => p.display().to_string().escape_debug().to_string(),
-        Companion::Semaphore(s) => format!("semaphore {}", s.escape_debug()),
-    };
-    let waits = if held {
-        "; the holder above waits for it"
-    } else {
-        ""
-    };
-    let who = match h {
-        LegacyHolder::Free if held => "free (the holder above is taking it)".to_owned(),
-        LegacyHolder::Free => "free".to_owned(),
-        LegacyHolder::Buslock => "held by the holder above".to_owned(),
-        LegacyHolder::Program { pid, name } => style.warn(&format!(
-            "held by pid {pid} ({}), a program not using buslock{waits}",
-            name.as_deref().unwrap_or("exited")
-        )),
-        LegacyHolder::Unknown => style.warn(&format!(
-            "taken by a program not using buslock (a semaphore does not record which){waits}"
-        )),
-    };
-    format!("{what}: {who}")
+    legacy: Option<legacy::LegacyJson>,
 }
 
 /// Show lock `name`; exit 0 when free, 1 when held.
@@ -104,7 +34,7 @@ pub fn run(dir: Option<&Path>, name: &str, json: bool) -> Result<ExitCode, CliEr
     let waiters = m.waiters()?;
     let stats = m.stats()?;
     let state = LockState::of(owner.as_ref());
-    let legacy = legacy_of(&m);
+    let legacy = legacy::of(&m);
     let mut out = std::io::stdout().lock();
     if json {
         let doc = StateJson {
@@ -114,7 +44,7 @@ pub fn run(dir: Option<&Path>, name: &str, json: bool) -> Result<ExitCode, CliEr
             holder: owner.as_ref().map(HolderJson::from),
             waiters: waiters.iter().map(WaiterJson::from).collect(),
             stats: StatsJson::from(&stats),
-            legacy: legacy.as_ref().map(legacy_json),
+            legacy: legacy.as_ref().map(legacy::json),
         };
         print_json(&mut out, &doc)?;
     } else {
@@ -124,7 +54,7 @@ pub fn run(dir: Option<&Path>, name: &str, json: bool) -> Result<ExitCode, CliEr
             let line = format!(
                 "{}{}\n",
                 style.bold("legacy   "),
-                legacy_text(l, owner.is_some(), style)
+                legacy::text(l, owner.is_some(), style)
             );
             // After the holder, before the waiters.
             match text.find(&style.bold(&format!("{:<9}", "waiters"))) {
