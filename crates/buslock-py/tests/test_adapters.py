@@ -66,7 +66,13 @@ def finish(c):
 
 
 def run_workers(start, kind, mode, n=3, count=30):
-    children = [start(kind, mode, count) for _ in range(n)]
+    go = os.environ["FAKE_BUS_FILE"] + ".go"
+    os.environ["BUS_GO_FILE"] = go
+    try:
+        children = [start(kind, mode, count) for _ in range(n)]
+    finally:
+        del os.environ["BUS_GO_FILE"]
+    open(go, "w").close()  # all start together
     return sum(finish(c)[0] for c in children)
 
 
