@@ -38,6 +38,18 @@ fn num(name: &str, default: u64) -> u64 {
     var(name).map_or(default, |v| v.parse().unwrap())
 }
 
+/// Wait until the test opens the start gate (`GO_FILE` exists), so that
+/// all helpers start together however slowly they were spawned.
+fn start_gate() {
+    if let Some(go) = var("GO_FILE") {
+        let deadline = std::time::Instant::now() + WATCHDOG;
+        while !Path::new(&go).exists() {
+            assert!(std::time::Instant::now() < deadline, "no start signal");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 fn recorder() -> Shared {
     Recorder::open(
         Path::new(&var("BUS_FILE").unwrap()),
@@ -50,6 +62,7 @@ fn recorder() -> Shared {
 /// `LOCKED=0`), in sessions of three with `SESSION=1`.
 fn worker() -> i32 {
     let rec = recorder();
+    start_gate();
     let kind = var("KIND").unwrap();
     let count = num("COUNT", 20);
     let session = num("SESSION", 0) == 1;
@@ -128,6 +141,7 @@ fn worker() -> i32 {
 /// exchange (as commaai/panda does).
 fn tool() -> i32 {
     let rec = recorder();
+    start_gate();
     let node = std::fs::File::open(var("NODE").unwrap()).unwrap();
     let payload: Vec<u8> = (0..num("BYTES", 8) as u8).collect();
     for _ in 0..num("COUNT", 20) {
@@ -169,13 +183,24 @@ impl Run {
     fn spawn(&self, role: &str, env: &[(&str, &str)]) -> Helper {
         let mut env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
         env.push(("BUS_FILE", self.bus.display().to_string()));
+        env.push(("GO_FILE", self.go().display().to_string()));
         Helper::spawn(role, self.dir.path(), &env)
+    }
+
+    fn go(&self) -> std::path::PathBuf {
+        self.dir.path().join("go")
+    }
+
+    /// Let every helper started so far (and later) begin.
+    fn open_gate(&self) {
+        std::fs::write(self.go(), b"").unwrap();
     }
 
     /// Start `n` workers with `env`, wait for them; the sum of what they
     /// saw, and the test's own verdict on the whole file.
     fn workers(&self, n: usize, env: &[(&str, &str)]) -> (usize, Verdict) {
         let helpers: Vec<Helper> = (0..n).map(|_| self.spawn("worker", env)).collect();
+        self.open_gate();
         let seen = helpers.into_iter().map(|h| done(h).0).sum();
         (seen, verdict(&self.bus))
     }
@@ -234,6 +259,7 @@ fn the_checks_see_interleaving_without_the_lock() {
 fn a_holder_killed_mid_transaction_is_followed_by_the_owner_died_hook() {
     for kind in ["i2c", "spibus", "spidev"] {
         let run = Run::new();
+        run.open_gate();
         let mut victim = run.spawn(
             "worker",
             &[("KIND", kind), ("COUNT", "1"), ("STALL_AFTER", "3")],
@@ -280,6 +306,7 @@ fn flock_node_excludes_tools_that_flock_the_node() {
             env.pop();
         }
         let workers: Vec<Helper> = (0..2).map(|_| run.spawn("worker", &env)).collect();
+        run.open_gate();
         let seen: usize = tools.into_iter().chain(workers).map(|h| done(h).0).sum();
         let v = verdict(&run.bus);
         if with_flock {
