@@ -27,6 +27,8 @@ if ! "$venv/bin/python" -c '' 2>/dev/null; then
 fi
 py="$venv/bin/python"
 "$py" -m pip install --quiet --disable-pip-version-check --upgrade "maturin>=1.7,<2" pytest mypy
+# posix_ipc: the real global_lock semaphore that compat.global_lock must exclude.
+"$py" -m pip install --quiet --disable-pip-version-check posix_ipc
 
 echo "-- building the extension (maturin, release)"
 rm -rf "$target/py-wheels"

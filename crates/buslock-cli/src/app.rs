@@ -12,10 +12,16 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let dir = cli.dir.as_deref();
     match cli.command {
         Command::List(a) => cmd::list::run(dir, a.json),
-        Command::State(a) => cmd::state::run(dir, &a.name, a.json),
+        Command::State(a) => cmd::state::run(dir, &cmd::lock_name(&a.name)?, a.json),
         Command::Watch(a) => cmd::watch::run(dir, &a),
-        Command::Hold(a) => cmd::hold::run(dir, &a),
-        Command::Run(a) => cmd::run::run(dir, &a),
+        Command::Hold(mut a) => {
+            a.name = cmd::lock_name(&a.name)?;
+            cmd::hold::run(dir, &a)
+        }
+        Command::Run(mut a) => {
+            a.name = cmd::lock_name(&a.name)?;
+            cmd::run::run(dir, &a)
+        }
         Command::Stats(a) => cmd::stats::run(dir, &a),
         Command::Doctor(a) => cmd::doctor::run(dir, a.json),
         Command::Order(a) => cmd::order::run(dir, a.json, a.reset),

@@ -105,7 +105,8 @@ pub struct WatchArgs {
 /// Arguments of `hold`.
 #[derive(Debug, Args)]
 pub struct HoldArgs {
-    /// Lock name.
+    /// Lock name, or a bus device node (/dev/spidev0.1 locks spi0, /dev/i2c-1
+    /// locks i2c-1).
     pub name: String,
     /// Keep the lock this long (default: until Ctrl-C or SIGTERM).
     #[arg(long = "for", value_name = "DUR", value_parser = duration)]
@@ -118,7 +119,8 @@ pub struct HoldArgs {
 /// Arguments of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Lock name.
+    /// Lock name, or a bus device node (/dev/spidev0.1 locks spi0, /dev/i2c-1
+    /// locks i2c-1).
     pub name: String,
     /// Give up (exit 4) if the lock is not free within DUR.
     #[arg(long, value_name = "DUR", value_parser = duration)]

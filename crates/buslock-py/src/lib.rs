@@ -34,6 +34,13 @@ fn lock_names(py: Python<'_>, dir: Option<PathBuf>) -> PyResult<Vec<String>> {
     resolved.lock_names().map_err(|e| errors::to_py(py, e))
 }
 
+/// The lock name of the bus behind device node `path` (`/dev/spidev0.1`
+/// -> `spi0`, `/dev/i2c-1` -> `i2c-1`), by `buslock::bus_lock_name`.
+#[pyfunction]
+fn bus_lock_name(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    buslock::bus_lock_name(&path).map_err(|e| errors::to_py(py, e))
+}
+
 /// The native part of the `buslock` package.
 #[pymodule]
 fn _buslock(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -45,6 +52,7 @@ fn _buslock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<info::PyEvent>()?;
     m.add_function(wrap_pyfunction!(lock_dir, m)?)?;
     m.add_function(wrap_pyfunction!(lock_names, m)?)?;
+    m.add_function(wrap_pyfunction!(bus_lock_name, m)?)?;
     m.add("INTERRUPT_SLICE", buslock::INTERRUPT_SLICE.as_secs_f64())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -195,11 +195,17 @@ impl PyMutex {
 #[pymethods]
 impl PyMutex {
     /// Open lock `name` (see the class documentation for the arguments).
-    #[new]
     ///
     /// `lockdep`: lock-order checking for this object, `"off"`, `"warn"`
     /// or `"error"` (None: `$BUSLOCK_LOCKDEP`, else `"warn"`).
-    #[pyo3(signature = (name, dir=None, *, create=true, legacy_record_lock=None, lockdep=None))]
+    /// `legacy_semaphore`: a POSIX named semaphore (`/NAME`) taken after the
+    /// mutex, like `legacy_record_lock`, for programs still using
+    /// `global_lock`; healed after a holder died holding it.
+    /// `legacy_poll_interval`: how often the programs behind
+    /// `legacy_record_lock` poll it, in seconds (default 0.001).
+    #[new]
+    #[pyo3(signature = (name, dir=None, *, create=true, legacy_record_lock=None, lockdep=None, legacy_semaphore=None, legacy_poll_interval=None))]
+    #[allow(clippy::too_many_arguments)] // one per Python keyword argument
     fn new(
         py: Python<'_>,
         name: &str,
@@ -207,6 +213,8 @@ impl PyMutex {
         create: bool,
         legacy_record_lock: Option<PathBuf>,
         lockdep: Option<&str>,
+        legacy_semaphore: Option<String>,
+        legacy_poll_interval: Option<f64>,
     ) -> PyResult<Self> {
         let mut builder = buslock::Mutex::builder(name).create(create);
         if let Some(mode) = lockdep {
@@ -218,6 +226,17 @@ impl PyMutex {
         }
         if let Some(path) = legacy_record_lock {
             builder = builder.legacy_record_lock(path);
+        }
+        if let Some(sem) = legacy_semaphore {
+            builder = builder.legacy_semaphore(&sem);
+        }
+        if let Some(secs) = legacy_poll_interval {
+            let interval = std::time::Duration::try_from_secs_f64(secs).map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "legacy_poll_interval must be a non-negative number of seconds, not {secs}"
+                ))
+            })?;
+            builder = builder.legacy_poll_interval(interval);
         }
         let inner = builder.open().map_err(|e| to_py(py, e))?;
         Ok(PyMutex {
@@ -470,7 +489,7 @@ impl PyMutex {
         dir: PathBuf,
         legacy_record_lock: Option<PathBuf>,
     ) -> PyResult<Self> {
-        Self::new(py, name, Some(dir), true, legacy_record_lock, None)
+        Self::new(py, name, Some(dir), true, legacy_record_lock, None, None, None)
     }
 
     fn __repr__(&self) -> String {

@@ -153,11 +153,22 @@ def test_dexter_algorithm_and_dropin_never_overlap(lock_dir, legacy_dir, tmp_pat
     finally:
         s.close()
 
+@pytest.fixture
+def sem():
+    """A global_lock name unique to this test; its POSIX semaphore (which
+    compat.global_lock takes as a companion) is removed afterwards."""
+    name = "I2C-test%d" % os.getpid()
+    yield name
+    try:
+        os.unlink("/dev/shm/sem." + name)
+    except FileNotFoundError:
+        pass
 
-def test_global_lock_return_values(lock_dir, child, capsys):
-    lock = global_lock("I2C")
-    assert lock.lockname == "/I2C"
-    assert lock.lock.path == lock_dir / "I2C.lock"
+
+def test_global_lock_return_values(lock_dir, child, capsys, sem):
+    lock = global_lock(sem)
+    assert lock.lockname == "/" + sem
+    assert lock.lock.path == lock_dir / (sem + ".lock")
     assert lock.is_locked() is False
     assert lock.lock_value() == 1
     assert lock.get_lock() is True
@@ -170,14 +181,14 @@ def test_global_lock_return_values(lock_dir, child, capsys):
     with pytest.raises(RuntimeError, match="not recursive"):
         lock.get_lock()
     # Another process times out, and its extraneous unget is refused.
-    other = child("global_get", "/I2C", "0.1")
+    other = child("global_get", "/" + sem, "0.1")
     assert other.wait() == 0, other.err
     assert other.lines == ["get_lock False", "unget_lock False"]
     assert lock.unget_lock() is True
     assert lock.unget_lock() is False
     assert lock.is_locked() is False
     assert lock.lock_value() == 1
-    other = child("global_get", "I2C", "None")
+    other = child("global_get", sem, "None")
     assert other.wait() == 0, other.err
     assert other.lines == ["get_lock True", "unget_lock True"]
     assert lock.get_lock(timeout=0) is True
@@ -185,23 +196,23 @@ def test_global_lock_return_values(lock_dir, child, capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_global_lock_debug_prints(lock_dir, capsys):
-    lock = global_lock("I2C", debug=True)
+def test_global_lock_debug_prints(lock_dir, capsys, sem):
+    lock = global_lock(sem, debug=True)
     assert lock.get_lock(1) is True
     assert lock.unget_lock() is True
     assert lock.unget_lock() is False
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        "</I2C> lock request successful (0)",
-        "</I2C> lock released (1)",
-        "</I2C> Extraneous unget, ignored (1)",
+        "</%s> lock request successful (0)" % sem,
+        "</%s> lock released (1)" % sem,
+        "</%s> Extraneous unget, ignored (1)" % sem,
     ]
 
 
-def test_global_lock_survives_a_crashed_holder(lock_dir, child):
-    holder = child("hold", "I2C")
+def test_global_lock_survives_a_crashed_holder(lock_dir, child, sem):
+    holder = child("hold", sem)
     holder.expect("held")
-    lock = global_lock("/I2C")
+    lock = global_lock("/" + sem)
     assert lock.get_lock(0.05) is False
     os.kill(holder.pid, signal.SIGKILL)
     holder.proc.wait(WAIT_SECONDS)

@@ -308,6 +308,18 @@ pub enum Error {
         what: String,
     },
 
+    /// A path given as a bus device node is not one (see
+    /// [`bus_lock_name`](crate::bus_lock_name)).
+    #[error(
+        "'{}' is not an SPI or I2C device node (/dev/spidevB.C, /dev/i2c-N or /dev/i2c/N), so \
+         it names no bus lock; give the lock a name instead",
+        path.display()
+    )]
+    NotABusDevice {
+        /// The path as given.
+        path: PathBuf,
+    },
+
     /// A system call failed in a way not covered above.
     #[error("cannot {action} '{}': {source}", path.display())]
     Io {

@@ -18,9 +18,26 @@
 //! holds: there is no cycle. (A legacy program waiting for the file never
 //! blocks a buslock user that already holds the file, and vice versa.)
 //!
+//! Programs that use `global_lock` (a posix_ipc named semaphore `/NAME`
+//! with value 1 used as a lock) are met with
+//! [`Builder::legacy_semaphore`](crate::Builder::legacy_semaphore): the
+//! semaphore is the companion, taken and released in the same order. A
+//! semaphore is not released when its holder dies; buslock knows when a
+//! holder died, and a marker file beside the lock file (`<name>.legacy-sem`,
+//! one byte: whether the buslock holder holds the semaphore, written under
+//! the buslock mutex) tells the next holder whether the dead one held the
+//! semaphore too: then it posts it back, so old programs are not locked out
+//! until reboot. (A holder that dies in the instant between taking the
+//! semaphore and writing the marker, or between clearing the marker and
+//! posting, leaves the semaphore as a plain `global_lock` would.)
+//!
 //! Legacy programs are not fair: Dexter's algorithm polls every 0.1 ms, so
 //! when it competes with buslock users, FIFO order holds only among the
-//! buslock users.
+//! buslock users. A wait for the legacy lock without a deadline blocks in
+//! the kernel (`F_OFD_SETLKW`) and then leaves each unmigrated program
+//! seen recently one turn between two buslock turns (see
+//! [`FAIR_WINDOW`] and [`DEFAULT_POLL`]); one with a deadline polls every
+//! 1 ms.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -31,16 +48,91 @@ use rustix::io::Errno;
 
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::raw::semaphore::{NamedSemaphore, SemWait};
 use crate::raw::sys::{RecordLock, ofd_lock, ofd_unlock};
 
-/// How often a bounded wait for a legacy lock retries.
+/// How often a wait with a deadline for a legacy lock retries (a wait
+/// without one blocks in the kernel).
 const POLL: Duration = Duration::from_millis(1);
 
-/// An open legacy lock file.
+/// How long an unmigrated program counts as active after it was last seen
+/// holding the legacy lock file.
+pub const FAIR_WINDOW: Duration = Duration::from_secs(1);
+
+/// The polling interval assumed for unmigrated programs unless
+/// [`Builder::legacy_poll_interval`](crate::Builder::legacy_poll_interval)
+/// says otherwise: Dexter's `I2C_mutex` polls every 1 ms (`DI_Mutex`
+/// every 0.1 ms).
+pub const DEFAULT_POLL: Duration = Duration::from_millis(1);
+
+/// While no unmigrated program was seen within [`FAIR_WINDOW`], a buslock
+/// user leaves the pollers a window after its release only this often, so
+/// that a tight loop of buslock users pays for the window rarely and an
+/// unmigrated program that starts polling is seen within this time.
+pub const PROBE_EVERY: Duration = Duration::from_millis(10);
+
+/// How often a buslock user looks (`F_OFD_GETLK`) during a pause that
+/// leaves unmigrated programs their turn.
+const FAIR_STEP: Duration = Duration::from_micros(100);
+
+/// Unmigrated programs seen holding the legacy lock file (see
+/// [`LegacyLock::lock_record_fairly`]).
+#[derive(Debug, Default)]
+struct Fairness {
+    /// Pid and when it was last seen holding the file.
+    seen: Vec<(u32, u64)>,
+    /// Pids seen holding the file since the last buslock turn.
+    turns_since_ours: Vec<u32>,
+    /// When a window was last opened with no unmigrated program seen.
+    last_probe: u64,
+}
+
+impl Fairness {
+    fn saw(&mut self, pid: u32, now: u64) {
+        match self.seen.iter_mut().find(|(p, _)| *p == pid) {
+            Some(entry) => entry.1 = now,
+            None => self.seen.push((pid, now)),
+        }
+        if !self.turns_since_ours.contains(&pid) {
+            self.turns_since_ours.push(pid);
+        }
+    }
+
+    /// How many were seen within the window; forgets older ones.
+    fn active(&mut self, now: u64) -> usize {
+        let window = FAIR_WINDOW.as_nanos() as u64;
+        self.seen.retain(|&(_, t)| now.saturating_sub(t) < window);
+        self.seen.len()
+    }
+
+    /// How many of the active ones held the file since the last buslock
+    /// turn.
+    fn turns(&self) -> usize {
+        self.turns_since_ours
+            .iter()
+            .filter(|p| self.seen.iter().any(|(s, _)| s == *p))
+            .count()
+    }
+}
+
+/// An open legacy companion lock.
 #[derive(Debug)]
 pub(crate) struct LegacyLock {
+    /// The record-lock file, or the semaphore's marker file.
     path: PathBuf,
+    /// The record-lock file, or the marker file.
     fd: OwnedFd,
+    /// The semaphore, for a `global_lock` companion.
+    sem: Option<NamedSemaphore>,
+    /// Turn-taking with unmigrated programs (record locks only); used by
+    /// the holder of the buslock mutex only.
+    fair: std::sync::Mutex<Fairness>,
+    /// The unmigrated programs' polling interval; a pause that leaves them
+    /// a turn lasts at most 1.5 times as long.
+    poll: Duration,
+    /// `CLOCK_MONOTONIC` ns until which the window after this handle's
+    /// last release of the record lock lasts (0: none).
+    window_until: std::sync::atomic::AtomicU64,
 }
 
 /// How long to wait for the legacy lock.
@@ -64,6 +156,61 @@ impl LegacyLock {
     /// Open (creating 0666 if missing, never through a link) the legacy
     /// lock file.
     pub(crate) fn open(path: &Path) -> Result<LegacyLock> {
+        Ok(LegacyLock {
+            path: path.into(),
+            fd: Self::open_file(path)?,
+            sem: None,
+            fair: Default::default(),
+            poll: DEFAULT_POLL,
+            window_until: Default::default(),
+        })
+    }
+
+    /// Open (creating it with value 1 if missing) the named semaphore
+    /// `name`, with its marker file at `marker`.
+    pub(crate) fn open_semaphore(name: &str, marker: &Path) -> Result<LegacyLock> {
+        let shm = PathBuf::from(format!("/dev/shm/sem.{}", name.trim_start_matches('/')));
+        let sem = NamedSemaphore::open(name).map_err(|e| match e.raw_os_error() {
+            Some(libc::EACCES) | Some(libc::EPERM) => Error::Permission {
+                path: shm.clone(),
+                action: "open legacy semaphore",
+                fix: "global_lock creates its semaphore readable by its user only (mode 0600); \
+                      run the programs sharing it as one user, or chmod it"
+                    .into(),
+            },
+            _ => Error::Io {
+                path: shm.clone(),
+                action: "open legacy semaphore",
+                source: e,
+            },
+        })?;
+        Ok(LegacyLock {
+            path: marker.into(),
+            fd: Self::open_file(marker)?,
+            sem: Some(sem),
+            fair: Default::default(),
+            poll: DEFAULT_POLL,
+            window_until: Default::default(),
+        })
+    }
+
+    /// Assume unmigrated programs poll every `poll`.
+    pub(crate) fn with_poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// The semaphore's name, for a semaphore companion.
+    pub(crate) fn semaphore(&self) -> Option<&str> {
+        self.sem.as_ref().map(NamedSemaphore::name)
+    }
+
+    /// The record-lock file, for a record-lock companion.
+    pub(crate) fn record_path(&self) -> Option<&Path> {
+        self.sem.is_none().then_some(self.path.as_path())
+    }
+
+    fn open_file(path: &Path) -> Result<OwnedFd> {
         let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let err = |action, e: Errno| match e {
             Errno::LOOP => Error::Symlink { path: path.into() },
@@ -110,15 +257,7 @@ impl LegacyLock {
                 kind: "non-regular file",
             });
         }
-        Ok(LegacyLock {
-            path: path.into(),
-            fd,
-        })
-    }
-
-    /// The legacy lock file's path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+        Ok(fd)
     }
 
     fn io_error(&self, e: std::io::Error) -> LegacyFailure {
@@ -129,21 +268,31 @@ impl LegacyLock {
         })
     }
 
-    /// Take the legacy lock. Called while holding the buslock mutex.
-    pub(crate) fn lock(&self, wait: LegacyWait<'_, '_>) -> std::result::Result<(), LegacyFailure> {
+    /// Take the legacy lock. Called while holding the buslock mutex;
+    /// `owner_died`: the previous holder of the mutex died holding it.
+    pub(crate) fn lock(
+        &self,
+        wait: LegacyWait<'_, '_>,
+        owner_died: bool,
+    ) -> std::result::Result<(), LegacyFailure> {
+        if let Some(sem) = &self.sem {
+            return self.lock_semaphore(sem, wait, owner_died);
+        }
         match wait {
+            // Within the window after this handle's own release, a try
+            // declines: the pollers get their chance first (a blocking
+            // wait then waits out the window, see lock_record_fairly).
+            LegacyWait::Try if self.coming_back() => Err(LegacyFailure::Busy),
             LegacyWait::Try => match ofd_lock(self.fd.as_fd(), false) {
                 Ok(RecordLock::Taken) => Ok(()),
                 Ok(RecordLock::Busy) => Err(LegacyFailure::Busy),
                 Err(e) => Err(self.io_error(e)),
             },
-            LegacyWait::Forever => loop {
-                match ofd_lock(self.fd.as_fd(), true) {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(self.io_error(e)),
-                }
-            },
+            LegacyWait::Forever => self.lock_record_fairly(None),
+            LegacyWait::Until {
+                deadline_mono_ns: None,
+                interrupted: Some(check),
+            } => self.lock_record_fairly(Some(check)),
             LegacyWait::Until {
                 deadline_mono_ns,
                 mut interrupted,
@@ -173,10 +322,395 @@ impl LegacyLock {
         }
     }
 
+    /// The window after this handle's own release that leaves pollers
+    /// their chance: 1.5 polling intervals.
+    fn window(&self) -> Duration {
+        self.poll + self.poll / 2
+    }
+
+    /// Whether the window after this handle's last release is still open.
+    fn coming_back(&self) -> bool {
+        let until = self.window_until.load(std::sync::atomic::Ordering::Relaxed);
+        until != 0 && clock::monotonic_ns_syscall() < until
+    }
+
+    /// Take the record lock, waiting in the kernel's queue (no polling),
+    /// and leave unmigrated programs their turns.
+    ///
+    /// Pollers cannot be seen until one holds the file, so a handle that
+    /// comes back within 1.5 polling intervals of its own release first
+    /// waits out the rest of that window (looking every 0.1 ms, and ending
+    /// it as soon as a poller took the file), as Dexter's programs pause
+    /// after each release. The window opens after every release while
+    /// unmigrated programs were seen within [`FAIR_WINDOW`], and otherwise
+    /// once per [`PROBE_EVERY`].
+    ///
+    /// A waiter in the kernel's queue is woken at once when an unmigrated
+    /// program releases, before any poller notices; so with two or more
+    /// unmigrated programs contending, buslock users would take every other
+    /// turn. So each holder of the buslock mutex counts the unmigrated
+    /// programs it saw holding the file (by pid, `F_OFD_GETLK`) in the last
+    /// [`FAIR_WINDOW`], and keeps a grant only once each of them held the
+    /// file since the last buslock turn; otherwise it releases at once and
+    /// looks every 0.1 ms until one of them takes the file (then waits for
+    /// it in the kernel again), at most 1.5 polling intervals. It stops deferring
+    /// when nobody took the file during a pause, and after `2k + 1`
+    /// deferrals. (Looking is polling, but only in these short pauses, which
+    /// end as soon as a poller took its turn.)
+    ///
+    /// Signals (Ctrl-C in Python, whose handlers do not restart system
+    /// calls) end the kernel wait with `EINTR`; then `check` is asked. A
+    /// signal that lands just before the call is seen at the next release
+    /// of the legacy lock, which its holders keep short.
+    fn lock_record_fairly(
+        &self,
+        mut check: Option<&mut (dyn FnMut() -> bool + '_)>,
+    ) -> std::result::Result<(), LegacyFailure> {
+        use crate::raw::recordlock::{Conflict, ofd_getlk};
+        let mut fair = self
+            .fair
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window = self.window();
+        // Coming straight back after this handle's own release: first leave
+        // the pollers the window they leave each other (they cannot be
+        // counted before one of them was seen holding the file).
+        let until = self.window_until.load(std::sync::atomic::Ordering::Relaxed);
+        if until != 0 {
+            loop {
+                let now = clock::monotonic_ns_syscall();
+                if now >= until {
+                    break;
+                }
+                if let Ok(Conflict::Process(pid)) = ofd_getlk(self.fd.as_fd()) {
+                    fair.saw(pid, now);
+                    break;
+                }
+                std::thread::sleep(FAIR_STEP.min(Duration::from_nanos(until - now)));
+                if check.as_mut().is_some_and(|c| c()) {
+                    return Err(LegacyFailure::Interrupted);
+                }
+            }
+        }
+        let mut deferrals = 0;
+        let mut idle_after_pause = false;
+        loop {
+            if let Ok(Conflict::Process(pid)) = ofd_getlk(self.fd.as_fd()) {
+                fair.saw(pid, clock::monotonic_ns_syscall());
+            }
+            loop {
+                match ofd_lock(self.fd.as_fd(), true) {
+                    Ok(_) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        if check.as_mut().is_some_and(|c| c()) {
+                            return Err(LegacyFailure::Interrupted);
+                        }
+                    }
+                    Err(e) => return Err(self.io_error(e)),
+                }
+            }
+            let active = fair.active(clock::monotonic_ns_syscall());
+            if idle_after_pause || fair.turns() >= active || deferrals > 2 * active {
+                fair.turns_since_ours.clear();
+                return Ok(());
+            }
+            let _ = ofd_unlock(self.fd.as_fd());
+            deferrals += 1;
+            // Give the pollers time to notice: until one takes the file,
+            // or `window` passed with nobody taking it.
+            let mut paused = Duration::ZERO;
+            loop {
+                std::thread::sleep(FAIR_STEP);
+                paused += FAIR_STEP;
+                if check.as_mut().is_some_and(|c| c()) {
+                    return Err(LegacyFailure::Interrupted);
+                }
+                match ofd_getlk(self.fd.as_fd()) {
+                    Ok(Conflict::Process(pid)) => {
+                        fair.saw(pid, clock::monotonic_ns_syscall());
+                        break;
+                    }
+                    Ok(Conflict::None) if paused < window => {}
+                    _ => {
+                        idle_after_pause = true;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the marker says the buslock holder holds the semaphore.
+    fn marker(&self) -> bool {
+        let mut byte = [0u8];
+        matches!(rustix::io::pread(&self.fd, &mut byte, 0), Ok(1) if byte[0] == 1)
+    }
+
+    fn set_marker(&self, held: bool) -> std::result::Result<(), LegacyFailure> {
+        rustix::io::pwrite(&self.fd, &[u8::from(held)], 0)
+            .map(drop)
+            .map_err(|e| {
+                LegacyFailure::Error(Error::Io {
+                    path: self.path.clone(),
+                    action: "write legacy semaphore marker",
+                    source: e.into(),
+                })
+            })
+    }
+
+    fn sem_error(&self, sem: &NamedSemaphore, e: std::io::Error) -> LegacyFailure {
+        LegacyFailure::Error(Error::Io {
+            path: PathBuf::from(format!(
+                "/dev/shm/sem.{}",
+                sem.name().trim_start_matches('/')
+            )),
+            action: "wait for legacy semaphore",
+            source: e,
+        })
+    }
+
+    fn lock_semaphore(
+        &self,
+        sem: &NamedSemaphore,
+        wait: LegacyWait<'_, '_>,
+        owner_died: bool,
+    ) -> std::result::Result<(), LegacyFailure> {
+        if owner_died && self.marker() {
+            // The dead holder held the semaphore too: give it back.
+            sem.post().map_err(|e| self.sem_error(sem, e))?;
+            self.set_marker(false)?;
+        }
+        let taken = match wait {
+            LegacyWait::Try => sem.try_wait(),
+            LegacyWait::Forever => loop {
+                match sem.wait() {
+                    Ok(SemWait::Interrupted) => continue,
+                    other => break other,
+                }
+            },
+            LegacyWait::Until {
+                deadline_mono_ns,
+                mut interrupted,
+            } => loop {
+                // Wait in the kernel's queue, in slices so that `interrupted`
+                // is asked at least every INTERRUPT_SLICE (and at once after a
+                // signal handler ran).
+                let now = clock::monotonic_ns_syscall();
+                if deadline_mono_ns.is_some_and(|d| now >= d) {
+                    break Ok(SemWait::Busy);
+                }
+                let slice_end = (now + crate::INTERRUPT_SLICE.as_nanos() as u64)
+                    .min(deadline_mono_ns.unwrap_or(u64::MAX));
+                let until = clock::realtime_ns_syscall() + (slice_end - now);
+                match sem.wait_until(Duration::from_nanos(until)) {
+                    Ok(SemWait::Taken) => break Ok(SemWait::Taken),
+                    Ok(_) => {
+                        if let Some(check) = interrupted.as_mut() {
+                            if check() {
+                                return Err(LegacyFailure::Interrupted);
+                            }
+                        }
+                    }
+                    Err(e) => break Err(e),
+                }
+            },
+        };
+        match taken {
+            Ok(SemWait::Taken) => {
+                if let Err(e) = self.set_marker(true) {
+                    let _ = sem.post();
+                    return Err(e);
+                }
+                Ok(())
+            }
+            Ok(_) => Err(LegacyFailure::Busy),
+            Err(e) => Err(self.sem_error(sem, e)),
+        }
+    }
+
     /// Release the legacy lock.
     pub(crate) fn unlock(&self) {
+        if let Some(sem) = &self.sem {
+            // Marker first: a death between the two leaves the semaphore
+            // taken (as global_lock would), never posted twice.
+            let _ = self.set_marker(false);
+            let _ = sem.post();
+            return;
+        }
         // Unlocking a lock we hold does not fail for a valid descriptor;
         // closing the descriptor would drop it anyway.
         let _ = ofd_unlock(self.fd.as_fd());
+        // Open a window for pollers after this release when unmigrated
+        // programs were seen lately, and otherwise once per PROBE_EVERY, so
+        // that one that started polling is seen within that time.
+        let now = clock::monotonic_ns_syscall();
+        let mut fair = self
+            .fair
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let until = if fair.active(now) > 0 {
+            now + self.window().as_nanos() as u64
+        } else if now.saturating_sub(fair.last_probe) >= PROBE_EVERY.as_nanos() as u64 {
+            fair.last_probe = now;
+            now + self.window().as_nanos() as u64
+        } else {
+            0
+        };
+        self.window_until
+            .store(until, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A lock's legacy companion, as recorded beside its lock file (in
+/// `<name>.legacy`) by every handle opened with one, so that inspection
+/// tools (`buslock state`) can show who holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Companion {
+    /// An exclusive record lock on this file (Dexter's `DI_Mutex`,
+    /// `I2C_mutex`).
+    RecordLock(PathBuf),
+    /// This POSIX named semaphore (`global_lock`).
+    Semaphore(String),
+}
+
+/// Who holds a legacy companion, as far as the kernel tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegacyHolder {
+    /// Nobody.
+    Free,
+    /// A buslock user: the holder of the buslock mutex.
+    Buslock,
+    /// A program that does not use buslock: its pid and, if still known,
+    /// its name (from `/proc/<pid>/comm`, escaped for printing).
+    Program {
+        /// Process id.
+        pid: u32,
+        /// Process name.
+        name: Option<String>,
+    },
+    /// A program that does not use buslock; which one cannot be known (a
+    /// semaphore records no holder).
+    Unknown,
+}
+
+fn record_path(lock_dir: &Path, name: &str) -> PathBuf {
+    lock_dir.join(format!("{name}.legacy"))
+}
+
+fn marker_path(lock_dir: &Path, name: &str) -> PathBuf {
+    lock_dir.join(format!("{name}.legacy-sem"))
+}
+
+impl Companion {
+    fn encode(&self) -> String {
+        match self {
+            Companion::RecordLock(p) => format!("record {}\n", p.display()),
+            Companion::Semaphore(s) => format!("semaphore {s}\n"),
+        }
+    }
+
+    /// Record `self` as lock `name`'s companion in `lock_dir` (only if the
+    /// record differs). Best effort: a record that cannot be written only
+    /// makes `buslock state` say less.
+    pub(crate) fn record(&self, lock_dir: &Path, name: &str) {
+        let path = record_path(lock_dir, name);
+        let absolute = match self {
+            Companion::RecordLock(p) => {
+                Companion::RecordLock(std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            }
+            other => other.clone(),
+        };
+        let text = absolute.encode();
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+            return;
+        }
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        if let Ok(fd) = openat(CWD, &path, flags, Mode::from_raw_mode(0o666)) {
+            let _ = fchmod(&fd, Mode::from_raw_mode(0o666));
+            let _ = rustix::io::write(&fd, text.as_bytes());
+        }
+    }
+
+    /// The companion recorded for lock `name` in `lock_dir`, if any.
+    pub fn recorded(lock_dir: &Path, name: &str) -> Option<Companion> {
+        let text = std::fs::read_to_string(record_path(lock_dir, name)).ok()?;
+        let line = text.strip_suffix('\n')?;
+        if let Some(p) = line.strip_prefix("record ") {
+            return Some(Companion::RecordLock(p.into()));
+        }
+        line.strip_prefix("semaphore ")
+            .map(|s| Companion::Semaphore(s.to_owned()))
+    }
+
+    /// Who holds this companion of lock `name` in `lock_dir` now, without
+    /// taking or creating anything.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the file or semaphore when it cannot be read.
+    pub fn holder(&self, lock_dir: &Path, name: &str) -> Result<LegacyHolder> {
+        match self {
+            Companion::RecordLock(path) => {
+                let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+                let io = |e: Errno| Error::Io {
+                    path: path.clone(),
+                    action: "inspect legacy lock file",
+                    source: e.into(),
+                };
+                let fd = match openat(CWD, path, flags, Mode::empty()) {
+                    Ok(fd) => fd,
+                    Err(Errno::NOENT) => return Ok(LegacyHolder::Free),
+                    Err(e) => return Err(io(e)),
+                };
+                use crate::raw::recordlock::{Conflict, ofd_getlk};
+                Ok(
+                    match ofd_getlk(fd.as_fd()).map_err(|e| Error::Io {
+                        path: path.clone(),
+                        action: "inspect legacy lock file",
+                        source: e,
+                    })? {
+                        Conflict::None => LegacyHolder::Free,
+                        Conflict::OpenFileDescription => LegacyHolder::Buslock,
+                        Conflict::Process(pid) => LegacyHolder::Program {
+                            pid,
+                            name: std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                                .ok()
+                                .map(|c| c.trim_end().escape_debug().to_string()),
+                        },
+                    },
+                )
+            }
+            Companion::Semaphore(sem) => {
+                let shm = PathBuf::from(format!("/dev/shm/sem.{}", sem.trim_start_matches('/')));
+                let io = |e: std::io::Error| Error::Io {
+                    path: shm.clone(),
+                    action: "inspect legacy semaphore",
+                    source: e,
+                };
+                let s = match NamedSemaphore::open_existing(sem) {
+                    Ok(s) => s,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok(LegacyHolder::Free);
+                    }
+                    Err(e) => return Err(io(e)),
+                };
+                if s.value().map_err(io)? > 0 {
+                    return Ok(LegacyHolder::Free);
+                }
+                let mut byte = [0u8];
+                let held = std::fs::File::open(marker_path(lock_dir, name))
+                    .ok()
+                    .is_some_and(|f| {
+                        use std::os::unix::fs::FileExt;
+                        matches!(f.read_at(&mut byte, 0), Ok(1) if byte[0] == 1)
+                    });
+                Ok(if held {
+                    LegacyHolder::Buslock
+                } else {
+                    LegacyHolder::Unknown
+                })
+            }
+        }
     }
 }

@@ -32,6 +32,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod busname;
 pub mod clock;
 mod deadlock;
 mod error;
@@ -48,6 +49,7 @@ pub mod stats;
 mod view;
 pub mod waiters;
 
+pub use busname::bus_lock_name;
 pub use error::{Error, Result};
 pub use events::Event;
 pub use identity::ProcessState;

@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod hold;
+pub mod legacy;
 pub mod list;
 pub mod order;
 pub mod run;
@@ -20,6 +21,19 @@ use crate::error::CliError;
 use crate::output;
 use crate::render;
 use crate::signals::{self, Signals};
+
+/// The lock a NAME argument means: a name as given, or, for an absolute
+/// path such as `/dev/spidev0.1` or `/dev/i2c-1`, the lock of that
+/// device's bus (`spi0`, `i2c-1`; see `buslock::bus_lock_name`). Names
+/// never contain '/', so the two cannot be confused; a relative path stays
+/// an invalid name.
+pub fn lock_name(name: &str) -> Result<String, CliError> {
+    if name.starts_with('/') {
+        Ok(buslock::bus_lock_name(name)?)
+    } else {
+        Ok(name.to_owned())
+    }
+}
 
 /// Open an existing lock for inspection, read-only: never creates the
 /// file, never takes the lock, needs read access only.

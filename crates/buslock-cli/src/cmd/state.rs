@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use buslock::{LockView, Owner, Stats, Waiter};
 use serde::Serialize;
 
+use super::legacy;
 use crate::error::CliError;
 use crate::exit;
 use crate::model::{HolderJson, LockState, StatsJson, WaiterJson, print_json};
@@ -21,6 +22,9 @@ struct StateJson {
     holder: Option<HolderJson>,
     waiters: Vec<WaiterJson>,
     stats: StatsJson,
+    /// The legacy companion lock and who holds it, when one is recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    legacy: Option<legacy::LegacyJson>,
 }
 
 /// Show lock `name`; exit 0 when free, 1 when held.
@@ -30,6 +34,7 @@ pub fn run(dir: Option<&Path>, name: &str, json: bool) -> Result<ExitCode, CliEr
     let waiters = m.waiters()?;
     let stats = m.stats()?;
     let state = LockState::of(owner.as_ref());
+    let legacy = legacy::of(&m.path(), m.name());
     let mut out = std::io::stdout().lock();
     if json {
         let doc = StateJson {
@@ -39,10 +44,24 @@ pub fn run(dir: Option<&Path>, name: &str, json: bool) -> Result<ExitCode, CliEr
             holder: owner.as_ref().map(HolderJson::from),
             waiters: waiters.iter().map(WaiterJson::from).collect(),
             stats: StatsJson::from(&stats),
+            legacy: legacy.as_ref().map(legacy::json),
         };
         print_json(&mut out, &doc)?;
     } else {
-        let text = human(&m, state, owner.as_ref(), &waiters, &stats, Style::detect());
+        let style = Style::detect();
+        let mut text = human(&m, state, owner.as_ref(), &waiters, &stats, style);
+        if let Some(l) = &legacy {
+            let line = format!(
+                "{}{}\n",
+                style.bold("legacy   "),
+                legacy::text(l, owner.is_some(), style)
+            );
+            // After the holder, before the waiters.
+            match text.find(&style.bold(&format!("{:<9}", "waiters"))) {
+                Some(at) => text.insert_str(at, &line),
+                None => text.push_str(&line),
+            }
+        }
         out.write_all(text.as_bytes())?;
     }
     Ok(ExitCode::from(if state == LockState::Held {

@@ -13,6 +13,9 @@ every other, in whatever process or thread it runs. The lock is released
 when its holder dies, waiters are served in arrival order, and
 ``spi.owner`` says who holds it.
 
+Bus classes that lock for you: ``buslock.spidev.SpiDev`` and
+``buslock.smbus2.SMBus`` (drop-ins for the spidev and smbus2 packages).
+
 Migrating from Dexter's ``DI_Mutex`` or from ``global_lock``: see
 ``buslock.compat``.
 """
@@ -26,6 +29,7 @@ from ._buslock import (
     Stats,
     Waiter,
     __version__,
+    bus_lock_name,
     lock_dir,
     lock_names,
 )
@@ -55,6 +59,7 @@ __all__ = [
     "Stats",
     "Waiter",
     "__version__",
+    "bus_lock_name",
     "lock_dir",
     "lock_names",
 ]

@@ -14,6 +14,7 @@ __all__ = [
     "Stats",
     "Waiter",
     "__version__",
+    "bus_lock_name",
     "lock_dir",
     "lock_names",
 ]
@@ -29,6 +30,10 @@ def lock_dir(dir: Optional[_Path] = None) -> Path:
 
 def lock_names(dir: Optional[_Path] = None) -> List[str]:
     """Names of the locks in a lock directory."""
+
+def bus_lock_name(path: _Path) -> str:
+    """The lock name of the bus behind a device node: /dev/spidev0.1 -> spi0,
+    /dev/i2c-1 -> i2c-1."""
 
 @final
 class Owner:
@@ -123,6 +128,8 @@ class Mutex:
         create: bool = True,
         legacy_record_lock: Optional[_Path] = None,
         lockdep: Optional[Literal["off", "warn", "error"]] = None,
+        legacy_semaphore: Optional[str] = None,
+        legacy_poll_interval: Optional[float] = None,
     ) -> "Mutex": ...
     def acquire(self, blocking: bool = True, timeout: Optional[float] = -1) -> bool:
         """Take the lock; False when `timeout` seconds passed first."""

@@ -246,7 +246,7 @@ impl Mutex {
                     interrupted: interrupted.as_deref_mut(),
                 }
             };
-            if let Err(failure) = legacy.lock(legacy_wait) {
+            if let Err(failure) = legacy.lock(legacy_wait, owner_died) {
                 return self.legacy_failed(generation, owner_died, failure, try_only);
             }
             // Recovered above: enter must not call consistent again.

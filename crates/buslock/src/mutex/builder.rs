@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::Mutex;
 use crate::error::Result;
-use crate::legacy::LegacyLock;
+use crate::legacy::{Companion, LegacyLock};
 use crate::lockfile::{LockDir, OpenMode, validate_name};
 
 /// Configures how a [`Mutex`] is opened.
@@ -21,6 +21,8 @@ pub struct Builder {
     dir: Option<PathBuf>,
     mode: OpenMode,
     legacy: Option<PathBuf>,
+    legacy_semaphore: Option<String>,
+    legacy_poll: Option<std::time::Duration>,
     label: Option<String>,
     lockdep: Option<crate::lockdep::Mode>,
 }
@@ -32,6 +34,8 @@ impl Builder {
             dir: None,
             mode: OpenMode::Create,
             legacy: None,
+            legacy_semaphore: None,
+            legacy_poll: None,
             label: None,
             lockdep: None,
         }
@@ -110,6 +114,44 @@ impl Builder {
         self
     }
 
+    /// Also take a legacy companion semaphore: the POSIX named semaphore
+    /// `name` (`/NAME`, created with value 1 if missing), as programs still
+    /// using `global_lock` (posix_ipc) take it, after the buslock mutex and
+    /// released before it. When a buslock holder dies holding it, the next
+    /// holder posts it back (see the [`legacy`](crate::legacy) module).
+    /// Replaces [`Builder::legacy_record_lock`] if both are given.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let sem = format!("/buslock-doc-{}", std::process::id());
+    /// let spi = buslock::Mutex::builder("NCSPI")
+    ///     .dir(dir.path())
+    ///     .legacy_semaphore(&sem)
+    ///     .open()?;
+    /// let guard = spi.lock()?; // holds both
+    /// # drop(guard);
+    /// # buslock::raw::semaphore::NamedSemaphore::unlink(&sem).unwrap();
+    /// # Ok::<(), buslock::Error>(())
+    /// ```
+    pub fn legacy_semaphore(mut self, name: &str) -> Self {
+        self.legacy_semaphore = Some(name.to_owned());
+        self
+    }
+
+    /// How often the unmigrated programs behind a
+    /// [`Builder::legacy_record_lock`] poll it (default
+    /// [`legacy::DEFAULT_POLL`](crate::legacy::DEFAULT_POLL), 1 ms, as
+    /// Dexter's `I2C_mutex`; `DI_Mutex` polls every 0.1 ms). buslock waits
+    /// for the file in the kernel, so it would win every release; it leaves
+    /// the pollers a turn by pausing at most 1.5 intervals after its own
+    /// release and between turns (see the [`legacy`](crate::legacy)
+    /// module). A `try_lock` within 1.5 intervals of this handle's own
+    /// release returns `None` for the same reason.
+    pub fn legacy_poll_interval(mut self, interval: std::time::Duration) -> Self {
+        self.legacy_poll = Some(interval);
+        self
+    }
+
     /// Open the lock.
     ///
     /// # Errors
@@ -119,7 +161,29 @@ impl Builder {
     pub fn open(self) -> Result<Mutex> {
         validate_name(&self.name)?;
         let dir = LockDir::resolve(self.dir.as_deref())?;
-        let legacy = self.legacy.as_deref().map(LegacyLock::open).transpose()?;
+        let legacy = match &self.legacy_semaphore {
+            Some(sem) => {
+                let marker = dir.path().join(format!("{}.legacy-sem", self.name));
+                Some(LegacyLock::open_semaphore(sem, &marker)?)
+            }
+            None => match self.legacy.as_deref() {
+                Some(path) => {
+                    let lock = LegacyLock::open(path)?;
+                    Some(match self.legacy_poll {
+                        Some(poll) => lock.with_poll_interval(poll),
+                        None => lock,
+                    })
+                }
+                None => None,
+            },
+        };
+        if let Some(legacy) = &legacy {
+            let companion = match legacy.semaphore() {
+                Some(sem) => Companion::Semaphore(sem.to_owned()),
+                None => Companion::RecordLock(self.legacy.clone().unwrap_or_default()),
+            };
+            companion.record(dir.path(), &self.name);
+        }
         let mut mutex = Mutex::open_with(dir, &self.name, self.mode, legacy, self.lockdep)?;
         mutex.label = self.label.as_deref().map(crate::identity::intern_label);
         Ok(mutex)

@@ -242,7 +242,12 @@ impl Mutex {
 
     /// The legacy companion lock file, if one was configured.
     pub fn legacy_path(&self) -> Option<&Path> {
-        self.legacy.as_ref().map(|l| l.path())
+        self.legacy.as_ref().and_then(|l| l.record_path())
+    }
+
+    /// The legacy companion semaphore's name, if one was configured.
+    pub fn legacy_semaphore(&self) -> Option<&str> {
+        self.legacy.as_ref().and_then(|l| l.semaphore())
     }
 
     /// Lock file generation `generation` (0 is the one opened first).

@@ -7,8 +7,10 @@
 pub mod layout;
 pub mod mapping;
 pub mod mutex;
+pub mod recordlock;
 pub mod registry;
 pub mod robust;
+pub mod semaphore;
 pub mod sys;
 
 pub use layout::LockPage;

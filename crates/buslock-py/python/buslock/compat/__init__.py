@@ -6,7 +6,16 @@ Migrating is one changed import:
     from buslock.compat import DI_Mutex
 
     # from global_lock import global_lock             (posix_ipc semaphore)
-    from buslock.compat import global_lock
+    from buslock.compat import global_lock            # takes /NAME as a companion
+
+    # import I2C_mutex                                (Dexter's I2C lock)
+    from buslock.compat import I2C_mutex
+
+    # from di_sensors.easy_mutex import ifMutexAcquire, ifMutexRelease
+    from buslock.compat.easy_mutex import ifMutexAcquire, ifMutexRelease
+
+(``I2C_mutex`` and ``easy_mutex`` lock the I2C bus ``i2c-1``, the lock that
+``buslock.smbus2.SMBus(1)`` takes; see their own docs.)
 
 Both keep their class names, constructors, methods and return values, with
 buslock's semantics underneath: waiting blocks without polling, a holder
@@ -43,8 +52,8 @@ import os
 import sys
 from typing import Optional, Union
 
-from ._buslock import Mutex
-from .errors import Error
+from .._buslock import Mutex
+from ..errors import Error
 
 __all__ = ["DI_Mutex", "global_lock", "legacy_path", "LEGACY_DIR"]
 
@@ -69,7 +78,11 @@ class DI_Mutex:
     KeyboardInterrupt) and ``release()`` releases it; both return None like
     the original. Also usable as ``with DI_Mutex("SPI"):``.
 
-    ``loop_time`` is accepted for compatibility and not used: nobody polls.
+    ``loop_time`` is how often unmigrated programs poll Dexter's file (as
+    in the original): the drop-in waits for the file in the kernel, without
+    polling, and leaves each unmigrated program that is contending one turn
+    between two of its own, pausing at most 1.5 ``loop_time`` to do so (see
+    ``bench/shares.py``).
     ``dir`` is the buslock lock directory (None: ``$BUSLOCK_DIR`` or the
     default), ``legacy_dir`` the directory of Dexter's lock file (None:
     ``$BUSLOCK_LEGACY_DIR`` or ``/run/lock``); ``legacy=False`` skips
@@ -97,7 +110,10 @@ class DI_Mutex:
                 "legacy=False once no program uses Dexter's DI_Mutex any more" % (folder, name)
             )
         self.mutex = Mutex(
-            name, dir, legacy_record_lock=self.Filename if legacy else None
+            name,
+            dir,
+            legacy_record_lock=self.Filename if legacy else None,
+            legacy_poll_interval=loop_time,
         )
 
     def acquire(self) -> None:
@@ -138,17 +154,28 @@ class global_lock:
 
     A leading '/' in ``lockname`` (required by POSIX semaphores) is dropped
     for the buslock name. ``dir`` is the buslock lock directory.
+
+    The real ``global_lock``'s semaphore ``/<lockname>`` is taken too, after
+    the buslock mutex and released before it, so programs not yet migrated
+    are excluded; when a buslock holder dies holding it, the next holder
+    posts it back (the real ``global_lock`` stays locked until reboot).
+    ``legacy=False`` skips the semaphore once no old program remains.
     """
 
     def __init__(
-        self, lockname: str, debug: bool = False, *, dir: Optional[_PathLike] = None
+        self,
+        lockname: str,
+        debug: bool = False,
+        *,
+        dir: Optional[_PathLike] = None,
+        legacy: bool = True,
     ) -> None:
         if not lockname.startswith("/"):
             lockname = "/" + lockname
         self.lockname = lockname
         self.debug = debug
         #: The buslock mutex underneath.
-        self.lock = Mutex(lockname[1:], dir)
+        self.lock = Mutex(lockname[1:], dir, legacy_semaphore=lockname if legacy else None)
 
     def _say(self, what: str) -> None:
         if self.debug:
