@@ -489,7 +489,16 @@ impl PyMutex {
         dir: PathBuf,
         legacy_record_lock: Option<PathBuf>,
     ) -> PyResult<Self> {
-        Self::new(py, name, Some(dir), true, legacy_record_lock, None, None, None)
+        Self::new(
+            py,
+            name,
+            Some(dir),
+            true,
+            legacy_record_lock,
+            None,
+            None,
+            None,
+        )
     }
 
     fn __repr__(&self) -> String {
