@@ -1,54 +1,11 @@
 //! Human output: durations, times, aligned tables, histogram bars, colours.
 
-use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use buslock::Histogram;
 
-/// Untrusted text (program names and labels from lock files, paths, file
-/// names, error messages quoting them) made safe to show on a terminal:
-/// control characters (C0, DEL, C1) and the Unicode format characters that
-/// reorder or hide text (bidirectional overrides and isolates, marks) are
-/// shown as escapes (`\e`, `\n`, `\t`, `\r`, `\x07`, `\u{202e}`), and a
-/// backslash is doubled so that an escape cannot be faked.
-///
-/// Every human output path goes through it; JSON output is escaped by
-/// `serde_json` instead.
-pub fn escape(s: &str) -> Cow<'_, str> {
-    fn unsafe_char(c: char) -> bool {
-        c.is_control()
-            || c == '\\'
-            || matches!(
-                c,
-                '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
-            )
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c)
-    }
-    if !s.chars().any(unsafe_char) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\x1b' => out.push_str("\\e"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x100 && unsafe_char(c) => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if unsafe_char(c) => {
-                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
+pub use buslock::escape;
 
 /// A duration for people: `850ns`, `12.3µs`, `4.56ms`, `1.23s`, `2m03s`,
 /// `1h02m`.
@@ -321,16 +278,6 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(1_230)), "1.23s");
         assert_eq!(duration(Duration::from_secs(123)), "2m03s");
         assert_eq!(duration(Duration::from_secs(3720)), "1h02m");
-    }
-
-    #[test]
-    fn escape_shows_control_and_bidi_characters() {
-        assert_eq!(escape("motor-1 (ok)"), "motor-1 (ok)");
-        assert_eq!(escape("evil\x1b[31m\nrow"), "evil\\e[31m\\nrow");
-        assert_eq!(escape("a\\e"), "a\\\\e");
-        assert_eq!(escape("\x07\u{9b}"), "\\x07\\x9b");
-        assert_eq!(escape("x\u{202e}y"), "x\\u{202e}y");
-        assert_eq!(escape("µs ✓"), "µs ✓");
     }
 
     #[test]

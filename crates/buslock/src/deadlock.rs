@@ -33,7 +33,7 @@ struct Seen {
 
 /// Text from a lock file, escaped for people.
 fn esc(s: &str) -> String {
-    s.escape_debug().to_string()
+    crate::escape(s).into_owned()
 }
 
 /// What the records say about a wait the kernel refused with `EDEADLK`.

@@ -676,7 +676,7 @@ impl Companion {
                             pid,
                             name: std::fs::read_to_string(format!("/proc/{pid}/comm"))
                                 .ok()
-                                .map(|c| c.trim_end().escape_debug().to_string()),
+                                .map(|c| crate::escape(c.trim_end()).into_owned()),
                         },
                     },
                 )

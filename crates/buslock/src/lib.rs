@@ -36,6 +36,7 @@ pub mod busname;
 pub mod clock;
 mod deadlock;
 mod error;
+mod escape;
 pub mod events;
 pub mod identity;
 pub mod legacy;
@@ -51,6 +52,7 @@ pub mod waiters;
 
 pub use busname::bus_lock_name;
 pub use error::{Error, Result};
+pub use escape::escape;
 pub use events::Event;
 pub use identity::ProcessState;
 pub use lockfile::{DirSource, LockDir, OpenMode, validate_name};

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use buslock::LockDir;
-use buslock::lockdep::{self, REGISTRY_FILE, Registry, Witness, WitnessKind, shown};
+use buslock::escape;
+use buslock::lockdep::{self, REGISTRY_FILE, Registry, Witness, WitnessKind};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -79,7 +80,7 @@ struct OrderDoc {
 fn who(w: &Witness) -> String {
     format!(
         "'{}' (pid {}, tid {}) at {}",
-        shown(&w.program),
+        escape(&w.program),
         w.pid,
         w.tid,
         timestamp(w.at)
@@ -141,20 +142,20 @@ pub fn run(dir: Option<&Path>, json: bool, reset: bool) -> Result<ExitCode, CliE
         return Ok(ExitCode::from(exit::OK));
     }
     if reset {
-        writeln!(out, "lock order of '{}' reset", shown(&shown_dir))?;
+        writeln!(out, "lock order of '{}' reset", escape(&shown_dir))?;
     }
     if !doc.exists {
         writeln!(
             out,
             "no lock order recorded in '{}' yet: no program has nested buslock locks there",
-            shown(&shown_dir)
+            escape(&shown_dir)
         )?;
         return Ok(ExitCode::from(exit::OK));
     }
     writeln!(
         out,
         "lock order in '{}' ({}, {}):",
-        shown(&shown_dir),
+        escape(&shown_dir),
         plural(doc.locks.len() as u64, "lock"),
         plural(doc.orders.len() as u64, "order")
     )?;
@@ -206,7 +207,7 @@ pub fn doctor_notes(dir: &LockDir) -> Vec<(bool, String)> {
                 format!(
                     "registry '{}': {}, {}; `buslock order` shows them, `buslock waits` shows \
                      who waits for whom now",
-                    shown(&reg.path().display().to_string()),
+                    escape(&reg.path().display().to_string()),
                     plural(graph.classes.len() as u64, "lock"),
                     plural(graph.edges.len() as u64, "order")
                 ),

@@ -14,8 +14,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use buslock::lockdep::shown;
-use buslock::{LockDir, Mutex, OpenMode};
+use buslock::escape;
+use buslock::{LockDir, LockView};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -102,7 +102,7 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
     let dir = LockDir::resolve(dir)?;
     let mut waits = Vec::new();
     for name in dir.lock_names()? {
-        let Ok(m) = Mutex::open_in(&dir, &name, OpenMode::Existing) else {
+        let Ok(m) = LockView::open(&dir, &name) else {
             continue; // `buslock doctor` reports unusable lock files
         };
         let holder = m
@@ -204,10 +204,11 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::from(code));
     }
     if waits.is_empty() {
-        writeln!(out, "nobody waits for a lock in '{}'", shown(&shown_dir))?;
+        writeln!(out, "nobody waits for a lock in '{}'", escape(&shown_dir))?;
         return Ok(ExitCode::from(code));
     }
-    let thread = |t: &ThreadJson| format!("'{}' (pid {}, tid {})", shown(&t.program), t.pid, t.tid);
+    let thread =
+        |t: &ThreadJson| format!("'{}' (pid {}, tid {})", escape(&t.program), t.pid, t.tid);
     // Wait `i`, following wait `prev` (whose holder is the one waiting
     // here, itself or through a child process).
     let step = |i: usize, prev: Option<usize>| -> String {
@@ -237,7 +238,7 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
     writeln!(
         out,
         "wait-for graph of '{}' ({}):",
-        shown(&shown_dir),
+        escape(&shown_dir),
         plural(waits.len() as u64, "waiter")
     )?;
     for chain in &chains {

@@ -42,7 +42,7 @@ use rustix::fs::fstat;
 
 pub use held::HELD_MAX;
 pub use registry::{Graph, REGISTRY_FILE, Registry, Witness, WitnessKind};
-pub use report::{shown, utc};
+pub use report::utc;
 
 use crate::error::{Error, Result};
 use crate::lockfile::LockDir;
@@ -72,7 +72,7 @@ impl std::str::FromStr for Mode {
             "error" => Ok(Mode::Error),
             other => Err(format!(
                 "invalid lock-order mode {:?}: use off, warn or error",
-                shown(other)
+                crate::escape(other)
             )),
         }
     }

@@ -2,45 +2,20 @@
 //! took each and when, and the deadlock scenario.
 
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::registry::{Registry, Witness};
 
-/// `s` with control characters and quotes escaped, for text from records
-/// (program names) printed for a person.
-pub fn shown(s: &str) -> String {
-    s.escape_debug().to_string()
-}
-
-/// `t` as `YYYY-MM-DD HH:MM:SS.mmm UTC`.
+/// `t` in UTC as RFC 3339 with milliseconds (`2024-02-29T23:59:59.250Z`),
+/// as the `buslock` command shows times.
 pub fn utc(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 fn who(w: &Witness) -> String {
     format!(
         "'{}' (pid {}, tid {}) at {}",
-        shown(&w.program),
+        crate::escape(&w.program),
         w.pid,
         w.tid,
         utc(w.at)
@@ -62,7 +37,7 @@ pub(crate) fn inversion(reg: &Registry, dir: &str, taker: &Witness, chain: &[u16
     let _ = writeln!(
         r,
         "possible circular locking dependency (lock-order inversion) in lock directory '{}':",
-        shown(dir)
+        crate::escape(dir)
     );
     let _ = writeln!(
         r,
@@ -85,7 +60,7 @@ pub(crate) fn inversion(reg: &Registry, dir: &str, taker: &Witness, chain: &[u16
                     who(&w),
                     held_list(&w.held)
                 );
-                takers.push(format!("'{}' (pid {})", shown(&w.program), w.pid));
+                takers.push(format!("'{}' (pid {})", crate::escape(&w.program), w.pid));
             }
             None => {
                 let _ = writeln!(
@@ -117,7 +92,7 @@ pub(crate) fn inversion(reg: &Registry, dir: &str, taker: &Witness, chain: &[u16
         r,
         "    process {} ('{}' (pid {})): holds '{}', wants '{}'",
         names.len(),
-        shown(&taker.program),
+        crate::escape(&taker.program),
         taker.pid,
         taker.from,
         taker.to
@@ -133,17 +108,12 @@ pub(crate) fn inversion(reg: &Registry, dir: &str, taker: &Witness, chain: &[u16
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn utc_formats_known_instants() {
-        assert_eq!(utc(UNIX_EPOCH), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(utc(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let t = UNIX_EPOCH + Duration::from_millis(1_709_251_199_250);
-        assert_eq!(utc(t), "2024-02-29 23:59:59.250 UTC");
-    }
-
-    #[test]
-    fn shown_escapes_control_characters() {
-        assert_eq!(shown("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        assert_eq!(utc(t), "2024-02-29T23:59:59.250Z");
     }
 }
