@@ -19,7 +19,10 @@ const OWNER: usize = 192;
 
 #[test]
 fn struct_offsets_are_the_same_on_every_target() {
-    assert_eq!(LAYOUT_VERSION, 1, "layout version changed: update this table");
+    assert_eq!(
+        LAYOUT_VERSION, 1,
+        "layout version changed: update this table"
+    );
     assert_eq!(FILE_SIZE, 8192);
     let header = [
         ("magic", offset_of!(Header, magic), 0),
@@ -32,7 +35,11 @@ fn struct_offsets_are_the_same_on_every_target() {
         ("abi", offset_of!(Header, abi), 40),
         ("retired", offset_of!(Header, retired), 72),
         ("starving_tid", offset_of!(Header, starving_tid), 76),
-        ("starving_since_ns", offset_of!(Header, starving_since_ns), 80),
+        (
+            "starving_since_ns",
+            offset_of!(Header, starving_since_ns),
+            80,
+        ),
         ("starving_beat_ns", offset_of!(Header, starving_beat_ns), 88),
         ("size_of Header", size_of::<Header>(), 128),
     ];
@@ -58,7 +65,11 @@ fn struct_offsets_are_the_same_on_every_target() {
         ("tid", offset_of!(OwnerRecord, tid), 8),
         ("flags", offset_of!(OwnerRecord, flags), 12),
         ("start_time", offset_of!(OwnerRecord, start_time), 16),
-        ("acquired_mono_ns", offset_of!(OwnerRecord, acquired_mono_ns), 24),
+        (
+            "acquired_mono_ns",
+            offset_of!(OwnerRecord, acquired_mono_ns),
+            24,
+        ),
         ("program", offset_of!(OwnerRecord, program), 32),
         ("size_of OwnerRecord", size_of::<OwnerRecord>(), 64),
     ];
@@ -84,7 +95,7 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
 fn a_held_lock_file_on_disk_has_the_pinned_bytes() {
     // Every supported target is little-endian; a big-endian one would
     // need its own layout version.
-    assert!(cfg!(target_endian = "little"));
+    const { assert!(cfg!(target_endian = "little")) };
     let dir = tempfile::tempdir().unwrap();
     let m = buslock::Mutex::builder("LAYOUT")
         .dir(dir.path())
