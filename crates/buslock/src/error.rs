@@ -80,7 +80,9 @@ pub enum Error {
     /// `$BUSLOCK_DIR` is a relative path: programs started in different
     /// working directories would use different locks.
     #[error(
-        "BUSLOCK_DIR '{}' is a relative path: programs started in different directories would          silently use different locks; set it to an absolute path (e.g.          BUSLOCK_DIR=\"$PWD/{}\")",
+        "BUSLOCK_DIR '{}' is a relative path: programs started in different directories would \
+         silently use different locks; set it to an absolute path (e.g. \
+         BUSLOCK_DIR=\"$PWD/{}\")",
         path.display(), path.display()
     )]
     RelativeDir {
