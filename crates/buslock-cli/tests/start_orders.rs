@@ -426,8 +426,10 @@ fn relative_buslock_dir_is_refused_with_a_clear_error() {
     });
     assert_eq!(out.code(), 3, "{out:?}");
     assert!(
-        out.stderr
-            .contains("BUSLOCK_DIR 'locks' is a relative path"),
+        out.stderr.contains(
+            "BUSLOCK_DIR 'locks' is a relative path: programs started in different directories \
+             would silently use different locks; set it to an absolute path"
+        ),
         "{out:?}"
     );
     assert!(
