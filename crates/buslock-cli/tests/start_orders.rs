@@ -11,6 +11,15 @@
 //! `nsenter` and `setpriv` (util-linux); skipped with a printed reason
 //! otherwise.
 
+/// Print a line past the test harness's output capture, so that a skipped
+/// test says so in every run, not only with `--nocapture`.
+macro_rules! skipped {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod support;
 
 use std::fs;
@@ -88,8 +97,7 @@ fn unsupported() -> Option<String> {
 macro_rules! skip_unless_supported {
     ($name:literal) => {
         if let Some(why) = unsupported() {
-            println!("SKIPPED {}: {why}", $name);
-            eprintln!("SKIPPED {}: {why}", $name);
+            skipped!("SKIPPED {}: {why}", $name);
             return;
         }
     };

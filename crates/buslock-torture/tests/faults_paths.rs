@@ -4,6 +4,15 @@
 //! directory, a full tmpfs, a lock file from another PID namespace, and
 //! (as root) another user with and without the lock group.
 
+/// Print a line past the test harness's output capture, so that a skipped
+/// test says so in every run, not only with `--nocapture`.
+macro_rules! skipped {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod common;
 
 use std::fs;
@@ -281,7 +290,7 @@ fn full_tmpfs_gives_no_space_error() {
     let fs_ = match TinyTmpfs::mount() {
         Ok(t) => t,
         Err(why) => {
-            eprintln!("SKIPPED full_tmpfs_gives_no_space_error: {why}");
+            skipped!("SKIPPED full_tmpfs_gives_no_space_error: {why}");
             return;
         }
     };
@@ -383,7 +392,7 @@ fn unshare_works() -> Result<(), String> {
 #[test]
 fn lock_file_from_another_pid_namespace_is_refused_not_hung() {
     if let Err(why) = unshare_works() {
-        eprintln!("SKIPPED lock_file_from_another_pid_namespace_is_refused_not_hung: {why}");
+        skipped!("SKIPPED lock_file_from_another_pid_namespace_is_refused_not_hung: {why}");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -484,7 +493,7 @@ fn open_as(user: &str, dir: &Path, name: &str, create: bool) -> String {
 #[test]
 fn group_shared_directory_members_share_locks_others_get_permission_error() {
     if let Err(why) = test_users() {
-        eprintln!("SKIPPED group_shared_directory_...: {why}");
+        skipped!("SKIPPED group_shared_directory_...: {why}");
         return;
     }
     // The tmpfiles layout: root:<group> mode 2770, reachable by everyone.
@@ -523,7 +532,7 @@ fn group_shared_directory_members_share_locks_others_get_permission_error() {
 #[test]
 fn protected_regular_existing_lock_of_another_user_still_opens() {
     if let Err(why) = test_users() {
-        eprintln!("SKIPPED protected_regular_...: {why}");
+        skipped!("SKIPPED protected_regular_...: {why}");
         return;
     }
     // The knob is global (not per namespace): flipping it would change
@@ -534,14 +543,14 @@ fn protected_regular_existing_lock_of_another_user_still_opens() {
     match fs::read_to_string(knob).map(|v| v.trim().to_owned()) {
         Ok(v) if v != "0" => {}
         Ok(_) => {
-            eprintln!(
+            skipped!(
                 "SKIPPED protected_regular_...: fs.protected_regular is 0 on this machine, \
                  and the tests change no sysctl"
             );
             return;
         }
         Err(e) => {
-            eprintln!(
+            skipped!(
                 "SKIPPED protected_regular_...: cannot read {}: {e}",
                 knob.display()
             );
