@@ -367,10 +367,19 @@ fn with_the_admins_group_setup_members_and_root_share_and_others_are_told_why() 
                     "order {order:?}: {}",
                     describe(who, &args, &out)
                 );
+                // Told which group to join, for taking and for looking.
+                let advice = format!("`sudo usermod -aG {GROUP} USER`");
                 assert!(
-                    out.stderr.contains("/run/lock/buslock") && out.stderr.contains("group"),
+                    out.stderr.contains("/run/lock/buslock") && out.stderr.contains(&advice),
                     "{}",
                     describe(who, &args, &out)
+                );
+                let out = boot.run(who, xdg.path(), &["list"]);
+                assert_eq!(out.code(), 3, "{}", describe(who, &["list"], &out));
+                assert!(
+                    out.stderr.contains(&advice),
+                    "{}",
+                    describe(who, &["list"], &out)
                 );
             } else {
                 assert_eq!(

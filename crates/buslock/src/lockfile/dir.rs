@@ -57,7 +57,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{
     Access, AtFlags, CWD, FileType, Mode, OFlags, RenameFlags, Stat, accessat, fchmod, fstat,
-    mkdirat, openat, renameat_with, unlinkat,
+    mkdirat, openat, renameat_with, statat, unlinkat,
 };
 use rustix::io::Errno;
 
@@ -293,6 +293,16 @@ impl LockDir {
                     ),
                 });
             }
+            Err(e @ (Errno::ACCESS | Errno::PERM)) => {
+                // Cannot even look inside (the group layout, not a
+                // member): name the group to join.
+                return Err(
+                    match statat(&parent_fd, "buslock", AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => not_allowed(&path, &st, "you cannot open it"),
+                        Err(_) => errno_to_dir_error(&path, e),
+                    },
+                );
+            }
             Err(e) => return Err(errno_to_dir_error(&path, e)),
         };
         let st = fstat(&fd).map_err(|e| errno_to_dir_error(&path, e))?;
@@ -376,6 +386,12 @@ fn check_writable(fd: &OwnedFd, path: &Path, st: &Stat) -> Result<()> {
     {
         return Ok(());
     }
+    Err(not_allowed(path, st, "you cannot create lock files in it"))
+}
+
+/// Why this user cannot use the directory `st` (`what` they cannot do),
+/// and the fix that works for its layout.
+fn not_allowed(path: &Path, st: &Stat, what: &str) -> Error {
     let perm = st.st_mode & 0o7777;
     let group = group_name(st.st_gid).unwrap_or_else(|| st.st_gid.to_string());
     let fix = if perm & 0o020 != 0 && st.st_gid != 0 {
@@ -390,14 +406,14 @@ fn check_writable(fd: &OwnedFd, path: &Path, st: &Stat) -> Result<()> {
             path.display()
         )
     };
-    Err(Error::DirPermission {
+    Error::DirPermission {
         path: path.to_path_buf(),
         reason: format!(
-            "you cannot create lock files in it (owner uid {}, group {group}, mode {perm:o})",
+            "{what} (owner uid {}, group {group}, mode {perm:o})",
             st.st_uid
         ),
         fix,
-    })
+    }
 }
 
 impl LockDir {
