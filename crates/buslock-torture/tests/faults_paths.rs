@@ -4,6 +4,15 @@
 //! directory, a full tmpfs, a lock file from another PID namespace, and
 //! (as root) another user with and without the lock group.
 
+/// Print a line past the test harness's output capture, so that a skipped
+/// test says so in every run, not only with `--nocapture`.
+macro_rules! skipped {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod common;
 
 use std::fs;
@@ -213,38 +222,66 @@ fn symlinked_explicit_lock_directory_is_followed_into_its_target() {
     assert!(matches!(err, Error::Symlink { .. }), "{err:?}");
 }
 
-/// A tiny tmpfs mounted for one test; unmounted on drop.
+/// A tiny tmpfs mounted in a private mount namespace, reached from here
+/// through `/proc/PID/root`. The namespace lives as long as a shell that
+/// reads its stdin: when this value is dropped, or the test process dies
+/// however it dies, the pipe closes and the mount is gone with it. The
+/// machine's own mounts are never touched.
 struct TinyTmpfs {
     path: PathBuf,
+    holder: std::process::Child,
     _dir: tempfile::TempDir,
 }
 
 impl TinyTmpfs {
     fn mount() -> Result<TinyTmpfs, String> {
+        use std::io::BufRead;
         if !is_root() {
             return Err("not root".into());
         }
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let path = dir.path().join("mnt");
-        fs::create_dir(&path).map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k,mode=1777", "tmpfs"])
-            .arg(&path)
-            .output()
-            .map_err(|e| format!("mount: {e}"))?;
-        if !out.status.success() {
+        let mnt = dir.path().join("mnt");
+        fs::create_dir(&mnt).map_err(|e| e.to_string())?;
+        let mut holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "mount -t tmpfs -o size=64k,mode=1777 tmpfs \"$1\" || exit 1; echo ready; \
+                 cat >/dev/null",
+            )
+            .arg("sh")
+            .arg(&mnt)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("unshare: {e}"))?;
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line);
+        if line.trim() != "ready" {
+            drop(holder.stdin.take());
+            let out = holder.wait_with_output().map_err(|e| e.to_string())?;
             return Err(format!(
-                "mount -t tmpfs failed: {}",
+                "unshare --mount + mount -t tmpfs failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        Ok(TinyTmpfs { path, _dir: dir })
+        let path = PathBuf::from(format!("/proc/{}/root", holder.id())).join(
+            mnt.strip_prefix("/")
+                .map_err(|_| "relative temporary directory".to_owned())?,
+        );
+        Ok(TinyTmpfs {
+            path,
+            holder,
+            _dir: dir,
+        })
     }
 }
 
 impl Drop for TinyTmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
+        drop(self.holder.stdin.take());
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
     }
 }
 
@@ -253,7 +290,7 @@ fn full_tmpfs_gives_no_space_error() {
     let fs_ = match TinyTmpfs::mount() {
         Ok(t) => t,
         Err(why) => {
-            eprintln!("SKIPPED full_tmpfs_gives_no_space_error: {why}");
+            skipped!("SKIPPED full_tmpfs_gives_no_space_error: {why}");
             return;
         }
     };
@@ -355,7 +392,7 @@ fn unshare_works() -> Result<(), String> {
 #[test]
 fn lock_file_from_another_pid_namespace_is_refused_not_hung() {
     if let Err(why) = unshare_works() {
-        eprintln!("SKIPPED lock_file_from_another_pid_namespace_is_refused_not_hung: {why}");
+        skipped!("SKIPPED lock_file_from_another_pid_namespace_is_refused_not_hung: {why}");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -390,54 +427,27 @@ fn lock_file_from_another_pid_namespace_is_refused_not_hung() {
     assert!(matches!(err, Error::PidNamespace { .. }), "{err:?}");
 }
 
-/// Create (once) a group and two users for the other-user tests.
+/// The other-user tests run as two unprivileged uids and one group id that
+/// have no entries in `/etc/passwd` or `/etc/group`: the kernel needs none
+/// to switch to them (`setpriv` with numeric ids), so these tests create no
+/// users or groups and leave nothing behind.
+const MEMBER: u32 = 47111;
+const OTHER: u32 = 47112;
+const SPI_GROUP: u32 = 47110;
+
+/// Whether the other-user tests can run here (root, `setpriv`, a test
+/// binary that other users can reach); the reason when not.
 fn test_users() -> Result<(), String> {
     if !is_root() {
         return Err("not root".into());
-    }
-    let have = |what: &str, name: &str| {
-        Command::new("getent")
-            .args([what, name])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let run = |args: &[&str]| -> Result<(), String> {
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .map_err(|e| format!("{}: {e}", args[0]))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{args:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    if !have("group", "bltspi") {
-        run(&["groupadd", "--system", "bltspi"])?;
-    }
-    if !have("passwd", "bltmember") {
-        run(&[
-            "useradd",
-            "--system",
-            "--no-create-home",
-            "-G",
-            "bltspi",
-            "bltmember",
-        ])?;
-    }
-    if !have("passwd", "bltother") {
-        run(&["useradd", "--system", "--no-create-home", "bltother"])?;
     }
     // The test binary must be reachable by those users (a private target
     // directory is not).
     let out = Command::new("setpriv")
         .args([
-            "--reuid=bltother",
-            "--regid=bltother",
-            "--init-groups",
+            &format!("--reuid={OTHER}"),
+            &format!("--regid={OTHER}"),
+            "--clear-groups",
             BIN,
             "__open",
         ])
@@ -453,12 +463,18 @@ fn test_users() -> Result<(), String> {
     Ok(())
 }
 
+/// `member` is in the lock group, `other` is not.
 fn open_as(user: &str, dir: &Path, name: &str, create: bool) -> String {
+    let (uid, groups) = match user {
+        "member" => (MEMBER, format!("--groups={SPI_GROUP}")),
+        "other" => (OTHER, "--clear-groups".to_owned()),
+        _ => unreachable!("unknown test user {user}"),
+    };
     let mut cmd = Command::new("setpriv");
     cmd.args([
-        &format!("--reuid={user}"),
-        &format!("--regid={user}"),
-        "--init-groups",
+        &format!("--reuid={uid}"),
+        &format!("--regid={uid}"),
+        &groups,
         BIN,
         "__open",
         "--lock",
@@ -477,7 +493,7 @@ fn open_as(user: &str, dir: &Path, name: &str, create: bool) -> String {
 #[test]
 fn group_shared_directory_members_share_locks_others_get_permission_error() {
     if let Err(why) = test_users() {
-        eprintln!("SKIPPED group_shared_directory_...: {why}");
+        skipped!("SKIPPED group_shared_directory_...: {why}");
         return;
     }
     // The tmpfiles layout: root:<group> mode 2770, reachable by everyone.
@@ -485,19 +501,14 @@ fn group_shared_directory_members_share_locks_others_get_permission_error() {
     fs::set_permissions(top.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let shared = top.path().join("buslock");
     fs::create_dir(&shared).unwrap();
-    let status = Command::new("chown")
-        .arg("root:bltspi")
-        .arg(&shared)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    std::os::unix::fs::chown(&shared, Some(0), Some(SPI_GROUP)).unwrap();
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o2770)).unwrap();
 
     // Root creates a lock; a member uses it; a member creates another one
     // that root and other members can use.
     drop(open(&shared, "SPI").unwrap());
-    assert_eq!(open_as("bltmember", &shared, "SPI", false), "ok");
-    assert_eq!(open_as("bltmember", &shared, "I2C", true), "ok");
+    assert_eq!(open_as("member", &shared, "SPI", false), "ok");
+    assert_eq!(open_as("member", &shared, "I2C", true), "ok");
     let md = fs::metadata(shared.join("I2C.lock")).unwrap();
     assert_eq!(
         md.mode() & 0o777,
@@ -507,7 +518,7 @@ fn group_shared_directory_members_share_locks_others_get_permission_error() {
     drop(open(&shared, "I2C").unwrap().lock().unwrap());
 
     // A non-member gets a permission error that says what to do.
-    let out = open_as("bltother", &shared, "SPI", true);
+    let out = open_as("other", &shared, "SPI", true);
     assert!(
         out.starts_with("error DirPermission:") || out.starts_with("error Permission:"),
         "{out}"
@@ -521,17 +532,31 @@ fn group_shared_directory_members_share_locks_others_get_permission_error() {
 #[test]
 fn protected_regular_existing_lock_of_another_user_still_opens() {
     if let Err(why) = test_users() {
-        eprintln!("SKIPPED protected_regular_...: {why}");
+        skipped!("SKIPPED protected_regular_...: {why}");
         return;
     }
+    // The knob is global (not per namespace): flipping it would change
+    // the machine for every other program while the test runs, and leave
+    // it changed if the test were killed. Run only where it is already on
+    // (systemd turns it on at boot).
     let knob = Path::new("/proc/sys/fs/protected_regular");
-    let Ok(old) = fs::read_to_string(knob) else {
-        eprintln!(
-            "SKIPPED protected_regular_...: cannot read {}",
-            knob.display()
-        );
-        return;
-    };
+    match fs::read_to_string(knob).map(|v| v.trim().to_owned()) {
+        Ok(v) if v != "0" => {}
+        Ok(_) => {
+            skipped!(
+                "SKIPPED protected_regular_...: fs.protected_regular is 0 on this machine, \
+                 and the tests change no sysctl"
+            );
+            return;
+        }
+        Err(e) => {
+            skipped!(
+                "SKIPPED protected_regular_...: cannot read {}: {e}",
+                knob.display()
+            );
+            return;
+        }
+    }
     // A sticky world-writable directory (like /run/lock/buslock), a lock
     // file created there by another user.
     let top = tempfile::tempdir().unwrap();
@@ -539,17 +564,10 @@ fn protected_regular_existing_lock_of_another_user_still_opens() {
     let sticky = top.path().join("buslock");
     fs::create_dir(&sticky).unwrap();
     fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
-    assert_eq!(open_as("bltmember", &sticky, "SPI", true), "ok");
-    if old.trim() == "0" && fs::write(knob, "1").is_err() {
-        eprintln!("SKIPPED protected_regular_...: cannot enable fs.protected_regular");
-        return;
-    }
+    assert_eq!(open_as("member", &sticky, "SPI", true), "ok");
     // Root (and another user) open it; O_CREAT on it would fail here.
-    let result = open(&sticky, "SPI").and_then(|m| m.lock().map(drop));
-    let other = open_as("bltother", &sticky, "SPI", true);
-    if old.trim() == "0" {
-        let _ = fs::write(knob, "0");
-    }
-    result.unwrap();
-    assert_eq!(other, "ok");
+    open(&sticky, "SPI")
+        .and_then(|m| m.lock().map(drop))
+        .unwrap();
+    assert_eq!(open_as("other", &sticky, "SPI", true), "ok");
 }

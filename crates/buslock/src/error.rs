@@ -64,11 +64,30 @@ pub enum Error {
         reason: String,
     },
 
-    /// None of the default lock directories could be used.
-    #[error("no usable lock directory ({tried}); set BUSLOCK_DIR to a writable directory")]
-    NoLockDir {
-        /// Each candidate and why it failed.
-        tried: String,
+    /// The system lock directory (`/run/lock/buslock`) does not exist and
+    /// this program may not create it (only root creates it, and only to
+    /// take a lock).
+    #[error("lock directory '{}' is not set up: {reason}; {fix}", path.display())]
+    SystemDirMissing {
+        /// The directory.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+        /// What the admin runs.
+        fix: String,
+    },
+
+    /// `$BUSLOCK_DIR` is a relative path: programs started in different
+    /// working directories would use different locks.
+    #[error(
+        "BUSLOCK_DIR '{}' is a relative path: programs started in different directories would \
+         silently use different locks; set it to an absolute path (e.g. \
+         BUSLOCK_DIR=\"$PWD/{}\")",
+        path.display(), path.display()
+    )]
+    RelativeDir {
+        /// The value of `$BUSLOCK_DIR`.
+        path: PathBuf,
     },
 
     /// A symbolic link sits where the lock file should be.

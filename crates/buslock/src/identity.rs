@@ -92,8 +92,13 @@ pub fn warm_up() {
 }
 
 /// Fields of `/proc/PID/stat` after the command name: (state, start time).
+///
+/// Read as `/proc/PID/task/PID/stat`, the main thread's, which has the
+/// same state and start time: qemu-user answers a read of `/proc/PID/stat`
+/// by the emulated process itself with made-up fields, so the start time a
+/// process records for itself would match nobody else's view.
 fn read_stat(pid: u32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     let state = fields.next()?.chars().next()?;
@@ -333,5 +338,25 @@ mod tests {
         assert_eq!(name(&["python3", "-c", "import buslock"]), "python3 -c");
         assert_eq!(name(&["bash", "-e", "run.sh"]), "run.sh");
         assert_eq!(name(&[]), "");
+    }
+
+    #[test]
+    fn own_start_time_is_what_other_processes_read() {
+        // Under qemu-user, the emulated process's own `/proc/PID/stat` is
+        // made up by the emulator: what it records must be what a native
+        // process (`cat`) reads.
+        let pid = std::process::id();
+        let theirs = std::process::Command::new("cat")
+            .arg(format!("/proc/{pid}/stat"))
+            .output()
+            .unwrap();
+        let theirs = String::from_utf8(theirs.stdout).unwrap();
+        let theirs: u64 = theirs[theirs.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(super::process_start_time(pid), Some(theirs));
     }
 }

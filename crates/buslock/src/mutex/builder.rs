@@ -160,7 +160,12 @@ impl Builder {
     /// not a valid buslock file for this program; see [`Error`](crate::Error).
     pub fn open(self) -> Result<Mutex> {
         validate_name(&self.name)?;
-        let dir = LockDir::resolve(self.dir.as_deref())?;
+        // Only a program that may create the lock file may create the
+        // system lock directory (as root); see `lockfile::dir`.
+        let dir = match self.mode {
+            OpenMode::Create => LockDir::resolve_for_locking(self.dir.as_deref())?,
+            OpenMode::Existing => LockDir::resolve(self.dir.as_deref())?,
+        };
         let legacy = match &self.legacy_semaphore {
             Some(sem) => {
                 let marker = dir.path().join(format!("{}.legacy-sem", self.name));

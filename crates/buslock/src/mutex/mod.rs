@@ -166,8 +166,8 @@ fn timespec(ns: u64) -> rustix::time::Timespec {
 
 impl Mutex {
     /// Open lock `name` in the default lock directory (`$BUSLOCK_DIR`, else
-    /// `/run/lock/buslock`, `$XDG_RUNTIME_DIR/buslock`, `/dev/shm/buslock`),
-    /// creating it if needed.
+    /// `/run/lock/buslock`; see [`lockfile::dir`](crate::lockfile::dir) for
+    /// who creates that), creating the lock file if needed.
     ///
     /// # Errors
     ///
