@@ -42,7 +42,13 @@ echo "-- mypy --strict on an example, and stubtest against the built module"
 "$py" -m mypy --strict --no-incremental tests/typing_example.py
 # The bus classes import their optional packages (spidev, smbus2) at import
 # time; the tests' fake devices stand in for them here.
-PYTHONPATH=tests/fakes "$py" -m mypy.stubtest --allowlist tests/stubtest-allowlist.txt buslock
+# stubtest imports every module: point the lock directories at a temporary
+# one so that nothing can touch the machine's own.
+stub_dirs=$(mktemp -d)
+mkdir -p "$stub_dirs/locks" "$stub_dirs/legacy"
+BUSLOCK_DIR="$stub_dirs/locks" BUSLOCK_LEGACY_DIR="$stub_dirs/legacy" \
+  PYTHONPATH=tests/fakes "$py" -m mypy.stubtest --allowlist tests/stubtest-allowlist.txt buslock
+rm -rf "$stub_dirs"
 
 echo "-- pytest"
 # Never touch the machine's default lock directory from the tests.

@@ -107,3 +107,26 @@ def test_i2c_mutex_and_smbus_share_the_bus_lock(lock_dir, legacy_dir):
     with m:
         assert m.mutex.is_held_by_current_thread()
     m.release()  # unbalanced: ignored, as before
+
+
+def test_importing_easy_mutex_creates_no_file(lock_dir, legacy_dir):
+    """Regression: ``easy_mutex`` makes its process-wide mutex at import, as
+    Dexter's does, and that opened the bus lock at once: importing the
+    module (or running stubtest over the package) created the lock file,
+    and as root the system lock directory and Dexter's file."""
+    before = (sorted(os.listdir(lock_dir)), sorted(os.listdir(legacy_dir)))
+    code = "import buslock.compat.easy_mutex, buslock.compat.I2C_mutex as m; m.Mutex()"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=WAIT_SECONDS)
+    assert (sorted(os.listdir(lock_dir)), sorted(os.listdir(legacy_dir))) == before
+    # The first acquire opens it.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from buslock.compat.easy_mutex import ifMutexAcquire as a, ifMutexRelease as r;"
+            " a(True); r(True)",
+        ],
+        check=True,
+        timeout=WAIT_SECONDS,
+    )
+    assert "i2c-1.lock" in os.listdir(lock_dir)

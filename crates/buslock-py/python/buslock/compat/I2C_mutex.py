@@ -39,6 +39,7 @@ presence asks every ``ifMutexAcquire`` caller to lock) is kept as it was:
 """
 
 import os
+import threading
 from typing import Any, Optional
 
 from .._buslock import Mutex as _Mutex
@@ -75,13 +76,28 @@ class Mutex(object):
         self.DexterLockI2C_handle_filename = os.path.join(folder, LOCK_FILE)
         self.DexterOverallMutex_filename = os.path.join(folder, OVERALL_FILE)
         self.overall_mutex_handle: Optional[Any] = None
-        #: The buslock mutex of the I2C bus.
-        self.mutex = _Mutex(
-            bus_lock_name("/dev/i2c-%d" % bus),
-            dir,
-            legacy_record_lock=self.DexterLockI2C_handle_filename if legacy else None,
-            legacy_poll_interval=0.001,
-        )
+        self._bus = bus
+        self._dir = dir
+        self._legacy = legacy
+        self._mutex: Optional[_Mutex] = None
+        self._opening = threading.Lock()
+
+    @property
+    def mutex(self) -> _Mutex:
+        """The buslock mutex of the I2C bus, opened at its first use, so
+        that constructing one (as importing ``easy_mutex`` does) creates no
+        file."""
+        with self._opening:
+            if self._mutex is None:
+                self._mutex = _Mutex(
+                    bus_lock_name("/dev/i2c-%d" % self._bus),
+                    self._dir,
+                    legacy_record_lock=self.DexterLockI2C_handle_filename
+                    if self._legacy
+                    else None,
+                    legacy_poll_interval=0.001,
+                )
+            return self._mutex
 
     def _say(self, what: str) -> None:
         if self.mutex_debug:
