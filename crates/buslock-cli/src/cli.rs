@@ -24,8 +24,8 @@ fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Lock directory [default: $BUSLOCK_DIR, else /run/lock/buslock,
-    /// $XDG_RUNTIME_DIR/buslock, /dev/shm/buslock]
+    /// Lock directory [default: $BUSLOCK_DIR (an absolute path), else
+    /// /run/lock/buslock]
     #[arg(long, global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 /// Resolve the lock directory the way `Mutex(name, dir)` does: `dir`, else
-/// `$BUSLOCK_DIR`, else the first usable default.
+/// `$BUSLOCK_DIR`, else `/run/lock/buslock`; never creates it.
 #[pyfunction]
 #[pyo3(signature = (dir=None))]
 fn lock_dir(py: Python<'_>, dir: Option<PathBuf>) -> PyResult<PathBuf> {

@@ -75,8 +75,9 @@ struct State {
 ///   starting with '.' or '-'; case-sensitive ("SPI" and "spi" are two
 ///   locks). Every program that uses the same name in the same directory
 ///   shares the lock.
-/// dir: the lock directory; None means $BUSLOCK_DIR, else
-///   /run/lock/buslock, $XDG_RUNTIME_DIR/buslock or /dev/shm/buslock.
+/// dir: the lock directory; None means $BUSLOCK_DIR (an absolute path),
+///   else /run/lock/buslock (created by the first program run as root;
+///   other users get an error saying what the admin must run).
 /// create: when True (the default) the lock file is created if it does
 ///   not exist yet; when False a missing lock file raises buslock.Error
 ///   instead (for monitoring tools that must not create locks).

@@ -1,11 +1,19 @@
 //! Lock-order checking allocates nothing on the lock path of a nested
 //! acquisition whose edges are known (DHAT counts every allocation of this
 //! process).
+//!
+//! `harness = false`: libtest's own thread allocates now and then while a
+//! test runs (its timeout queue, channels), which DHAT would count too (seen
+//! as 38 blocks against 34 in one loaded run).
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
-#[test]
+fn main() {
+    nested_lock_on_known_edges_allocates_nothing();
+    println!("lockdep_no_alloc: 1 passed, 0 failed");
+}
+
 fn nested_lock_on_known_edges_allocates_nothing() {
     let _profiler = dhat::Profiler::builder()
         .testing()

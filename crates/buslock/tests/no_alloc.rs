@@ -1,5 +1,9 @@
 //! The lock and unlock path allocates nothing on the heap, contended or not
 //! (DHAT's testing mode counts every allocation of this process).
+//!
+//! `harness = false`: libtest's own thread allocates now and then while a
+//! test runs (its timeout queue, channels), which DHAT would count too (seen
+//! as 38 blocks against 34 in one loaded run).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -7,7 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
-#[test]
+fn main() {
+    lock_and_unlock_allocate_nothing();
+    println!("no_alloc: 1 passed, 0 failed");
+}
+
 fn lock_and_unlock_allocate_nothing() {
     let _profiler = dhat::Profiler::builder()
         .testing()
