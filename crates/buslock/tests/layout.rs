@@ -1,6 +1,6 @@
 //! The lock-file layout, pinned: the same byte offsets on every target
-//! (x86_64, 64-bit aarch64 and 32-bit armv7, where pointers, `time_t` and
-//! `pthread_mutex_t` have other sizes). `scripts/test.d/arm.sh` runs this
+//! (x86_64, 64-bit aarch64 and 32-bit armv7, where pointers and `time_t`
+//! have other sizes). `scripts/test.d/arm.sh` runs this
 //! file on both ARM targets under qemu; `scripts/test` on the host.
 //!
 //! Changing the layout means bumping `LAYOUT_VERSION` and this table
@@ -20,7 +20,7 @@ const OWNER: usize = 192;
 #[test]
 fn struct_offsets_are_the_same_on_every_target() {
     assert_eq!(
-        LAYOUT_VERSION, 1,
+        LAYOUT_VERSION, 2,
         "layout version changed: update this table"
     );
     assert_eq!(FILE_SIZE, 8192);
@@ -41,12 +41,14 @@ fn struct_offsets_are_the_same_on_every_target() {
             80,
         ),
         ("starving_beat_ns", offset_of!(Header, starving_beat_ns), 88),
+        ("boot_id", offset_of!(Header, boot_id), 96),
         ("size_of Header", size_of::<Header>(), 128),
     ];
     let page = [
         ("header", offset_of!(LockPage, header), 0),
-        // The mutex has its own cache line whatever its size on the target
-        // (pthread_mutex_t: 40 bytes on x86_64, 48 on aarch64, 24 on armv7).
+        // The lock word at 128 on every target, in its own cache line with
+        // its robust-list node, whose offset follows the pointer width
+        // (pinned by the library's unit tests).
         ("mutex", offset_of!(LockPage, mutex), 128),
         ("size_of MutexBlock", size_of::<MutexBlock>(), 64),
         ("owner", offset_of!(LockPage, owner), OWNER),
@@ -118,5 +120,7 @@ fn a_held_lock_file_on_disk_has_the_pinned_bytes() {
     // The holder's record, where every other program reads it.
     assert_eq!(u32_at(&bytes, OWNER + 4), std::process::id());
     assert_ne!(u32_at(&bytes, OWNER + 8), 0, "holder tid");
+    // The lock word names the same thread (no waiters, owner alive).
+    assert_eq!(u32_at(&bytes, 128), u32_at(&bytes, OWNER + 8), "lock word");
     drop(guard);
 }
