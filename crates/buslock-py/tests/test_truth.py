@@ -79,14 +79,24 @@ def test_a_holder_thread_that_exited_is_not_reported_as_holding(lock_dir):
     # the lock still taken.
     kept = []
 
+    tids = []
+
     def take_and_exit():
         m = buslock.Mutex("SPI", lock_dir)
         kept.append(m)
         m.acquire()
+        tids.append(threading.get_native_id())
 
     t = threading.Thread(target=take_and_exit)
     t.start()
     t.join(WAIT_SECONDS)
+    # join() returns when the Python thread state is gone, a moment before
+    # the kernel has ended the thread (and marked the lock word): wait for
+    # the kernel thread itself.
+    wait_until(
+        lambda: not os.path.exists("/proc/self/task/%d" % tids[0]),
+        "the holder thread to end in the kernel",
+    )
     monitor = buslock.Mutex("SPI", lock_dir)
     owner = monitor.owner
     assert owner is not None and not owner.alive, owner
