@@ -38,6 +38,8 @@ mod deadlock;
 mod error;
 mod escape;
 pub mod events;
+#[doc(hidden)]
+pub mod human;
 pub mod identity;
 pub mod legacy;
 pub mod lockdep;
