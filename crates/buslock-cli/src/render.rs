@@ -8,36 +8,8 @@ use buslock::Histogram;
 pub use buslock::escape;
 
 /// A duration for people: `850ns`, `12.3µs`, `4.56ms`, `1.23s`, `2m03s`,
-/// `1h02m`.
-pub fn duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns < 1_000 {
-        format!("{ns}ns")
-    } else if ns < 1_000_000 {
-        three_digits(ns as f64 / 1e3, "µs")
-    } else if ns < 1_000_000_000 {
-        three_digits(ns as f64 / 1e6, "ms")
-    } else if ns < 60_000_000_000 {
-        three_digits(ns as f64 / 1e9, "s")
-    } else {
-        let s = d.as_secs();
-        if s < 3600 {
-            format!("{}m{:02}s", s / 60, s % 60)
-        } else {
-            format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-        }
-    }
-}
-
-fn three_digits(v: f64, unit: &str) -> String {
-    if v < 10.0 {
-        format!("{v:.2}{unit}")
-    } else if v < 100.0 {
-        format!("{v:.1}{unit}")
-    } else {
-        format!("{v:.0}{unit}")
-    }
-}
+/// `1h02m` (the library's, so that holds read the same in its messages).
+pub use buslock::human::duration;
 
 /// `1 hold`, `2 holds`.
 pub fn plural(n: u64, word: &str) -> String {
@@ -268,17 +240,6 @@ pub fn histogram_bars(h: &Histogram, style: Style, indent: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(duration(Duration::from_nanos(850)), "850ns");
-        assert_eq!(duration(Duration::from_nanos(12_345)), "12.3µs");
-        assert_eq!(duration(Duration::from_micros(4_560)), "4.56ms");
-        assert_eq!(duration(Duration::from_millis(250)), "250ms");
-        assert_eq!(duration(Duration::from_millis(1_230)), "1.23s");
-        assert_eq!(duration(Duration::from_secs(123)), "2m03s");
-        assert_eq!(duration(Duration::from_secs(3720)), "1h02m");
-    }
 
     #[test]
     fn time_of_day_is_utc() {

@@ -162,8 +162,8 @@ fn run_timeout_while_held_exits_4_and_names_the_holder() {
         "{out:?}"
     );
     assert!(
-        out.stderr
-            .contains(&format!("held by pid {} (buslock)", h.pid())),
+        out.stderr.contains(&format!("holder pid {} tid ", h.pid()))
+            && out.stderr.contains(" (buslock), held for "),
         "{out:?}"
     );
     assert!(

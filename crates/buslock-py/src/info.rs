@@ -8,35 +8,54 @@ use pyo3::prelude::*;
 use crate::time::{epoch_seconds, seconds};
 
 /// The holder of a lock, as recorded by the holder itself.
-#[pyclass(name = "Owner", module = "buslock", frozen, get_all)]
+#[pyclass(name = "Owner", module = "buslock", frozen)]
 pub(crate) struct PyOwner {
     /// Process id of the holder.
+    #[pyo3(get)]
     pid: u32,
     /// Thread id of the holder (`threading.get_native_id()` in that thread).
+    #[pyo3(get)]
     tid: u32,
     /// Holder process start time, clock ticks after boot.
+    #[pyo3(get)]
     start_time: u64,
     /// Holder program name (the script name for Python programs).
+    #[pyo3(get)]
     program: String,
     /// When the holder took the lock, seconds since the epoch.
+    #[pyo3(get)]
     since: f64,
     /// How long it has held the lock as of this read, in seconds.
+    #[pyo3(get)]
     held_for: f64,
     /// Whether the holder took over from a holder that died.
+    #[pyo3(get)]
     took_over_from_dead: bool,
     /// What the holder process is doing now: "running", "sleeping",
     /// "uninterruptible sleep", "stopped", "zombie" or "gone".
+    #[pyo3(get)]
     state: &'static str,
     /// Whether the record was torn (its writer died while writing it).
+    #[pyo3(get)]
     torn: bool,
     /// Whether the holder still exists, and so really holds the lock
     /// (False: it died holding it; the lock is free and the next holder is
     /// told). The library decides, as for the `buslock` command.
+    #[pyo3(get)]
     alive: bool,
+    /// The holder in words, as the library and the `buslock` command say
+    /// it (`str(owner)`).
+    text: String,
 }
 
 #[pymethods]
 impl PyOwner {
+    /// `pid 1234 tid 1240 (motor), held for 2.31s`: the wording of the
+    /// library's errors and of the `buslock` command.
+    fn __str__(&self) -> String {
+        self.text.clone()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Owner(pid={}, tid={}, program={:?}, since={:.6}, held_for={:.6}, state={:?})",
@@ -48,6 +67,7 @@ impl PyOwner {
 impl From<buslock::Owner> for PyOwner {
     fn from(o: buslock::Owner) -> Self {
         let alive = o.is_alive();
+        let text = o.to_string();
         PyOwner {
             pid: o.pid,
             tid: o.tid,
@@ -59,6 +79,7 @@ impl From<buslock::Owner> for PyOwner {
             state: o.state.as_str(),
             torn: o.torn,
             alive,
+            text,
         }
     }
 }

@@ -336,7 +336,7 @@ impl PyMutex {
             return Ok(());
         }
         let holder = match self.inner.owner().map_err(|e| to_py(py, e))? {
-            Some(o) => format!("held by pid {} tid {} ({:?})", o.pid, o.tid, o.program),
+            Some(o) => format!("held by {o:#}"),
             None => "free".to_owned(),
         };
         Err(PyAssertionError::new_err(format!(
@@ -504,7 +504,7 @@ impl PyMutex {
 
     fn __repr__(&self) -> String {
         let state = match self.inner.owner() {
-            Ok(Some(o)) => format!("locked by pid {} tid {} ({:?})", o.pid, o.tid, o.program),
+            Ok(Some(o)) => format!("locked by {o:#}"),
             _ => "unlocked".to_owned(),
         };
         format!(

@@ -31,6 +31,17 @@ def test_with_takes_and_releases(lock_dir):
         spi.assert_held()
 
 
+def test_owner_str_is_the_library_wording(lock_dir):
+    spi = buslock.Mutex("SPI", lock_dir)
+    with spi:
+        owner = spi.owner
+        tid = threading.get_native_id()
+        head = f"pid {os.getpid()} tid {tid} ({owner.program}), held for "
+        assert str(owner).startswith(head), str(owner)
+        assert "died" not in str(owner)
+        assert repr(owner).startswith(f"Owner(pid={os.getpid()}, tid={tid},")
+
+
 def test_default_dir_is_buslock_dir(lock_dir):
     spi = buslock.Mutex("SPI")
     assert spi.path == lock_dir / "SPI.lock"

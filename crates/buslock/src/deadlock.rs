@@ -146,19 +146,19 @@ fn describe(dir: &LockDir, name: &str) -> (String, Closes) {
         match next {
             Some(next) => {
                 parts.push(format!(
-                    "lock '{}' is held by pid {pid} tid {tid} ({}), which waits for lock '{}'",
+                    "lock '{}' is held by {}, which waits for lock '{}'",
                     esc(&lock.name),
-                    esc(program),
+                    owner::thread(*pid, *tid, program),
                     esc(&next.name)
                 ));
                 current = next.name.clone();
             }
             None => {
                 parts.push(format!(
-                    "lock '{}' is held by pid {pid} tid {tid} ({}), which waits for a lock \
+                    "lock '{}' is held by {}, which waits for a lock \
                      outside this lock directory (or a lock not listed in its waiters table)",
                     esc(&lock.name),
-                    esc(program)
+                    owner::thread(*pid, *tid, program)
                 ));
                 break;
             }

@@ -564,6 +564,7 @@ impl LegacyLock {
 /// A lock's legacy companion, as recorded beside its lock file (in
 /// `<name>.legacy`) by every handle opened with one, so that inspection
 /// tools (`buslock state`) can show who holds it.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Companion {
     /// An exclusive record lock on this file (Dexter's `DI_Mutex`,
@@ -574,6 +575,7 @@ pub enum Companion {
 }
 
 /// Who holds a legacy companion, as far as the kernel tells.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LegacyHolder {
     /// Nobody.

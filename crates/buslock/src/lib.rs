@@ -23,32 +23,66 @@
 //!
 //! # Layers
 //!
-//! - [`raw`]: the robust PI futex lock word, the thread's robust list and
-//!   the mapped layout; the only `unsafe`.
-//! - [`lockfile`]: where lock files live, race-free creation, validation.
-//! - The rest: [`Mutex`], [`MutexGuard`], [`LockView`] (read-only
-//!   inspection), [`Owner`], [`Stats`], [`Waiter`], [`Event`], [`Error`].
+//! Three layers, each in its own place in `src/`, each built on the one
+//! below it:
+//!
+//! 1. **raw** (`src/raw/`, doc-hidden): the robust priority-inheritance
+//!    futex lock word and the thread's robust list, the `#[repr(C)]` page
+//!    mapped from a lock file and its atomics, the lock-order registry
+//!    page, the legacy semaphore and record lock. The only `unsafe` in the
+//!    crate is here.
+//! 2. **lockfile** (`src/lockfile/`, doc-hidden but for [`LockDir`],
+//!    [`DirSource`], [`OpenMode`] and [`validate_name`]): where lock files
+//!    live, names, race-free creation, mapping and validation of a lock
+//!    file.
+//! 3. **primitives** (`src/mutex/` and the modules beside it): [`Mutex`],
+//!    its [`MutexGuard`] and [`Builder`], following a replaced lock file,
+//!    the owner record, statistics, waiters table and event ring kept in
+//!    the page, read-only inspection ([`LockView`],
+//!    [`Owner`], [`Stats`], [`Waiter`], [`Event`]), lock-order checking
+//!    ([`lockdep`]), companions for programs not yet migrated ([`legacy`]),
+//!    device-node lock names ([`busname`]).
+//!
+//! # What is public
+//!
+//! Everything shown in these docs is the API, kept stable and documented:
+//! the primitives above, [`Error`] and [`Result`], [`escape`] for printing
+//! names read from lock files, the bindings' acquire and release by value
+//! ([`Mutex::acquire`], [`Held`], [`Wait`]) and the constants that state
+//! behaviour ([`CHECK_INTERVAL`], [`INTERRUPT_SLICE`]).
+//!
+//! The modules `raw`, `lockfile`, `identity` and `human`, and a few items
+//! marked hidden (the lock-order registry reader, the legacy companion
+//! records, [`Owner`]'s unescaped wording), are public only for the other
+//! crates of this workspace: the `buslock` command, the Python bindings,
+//! the torture harness, benchmarks and tests. They are not part of the API
+//! and may change in any release; do not use them.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod busname;
-pub mod clock;
+mod clock;
 mod deadlock;
 mod error;
 mod escape;
-pub mod events;
+mod events;
+#[doc(hidden)]
+pub mod human;
+#[doc(hidden)]
 pub mod identity;
 pub mod legacy;
 pub mod lockdep;
+#[doc(hidden)]
 pub mod lockfile;
 mod mutex;
-pub mod owner;
+mod owner;
+#[doc(hidden)]
 pub mod raw;
 mod starvation;
-pub mod stats;
+mod stats;
 mod view;
-pub mod waiters;
+mod waiters;
 
 pub use busname::bus_lock_name;
 pub use error::{Error, Result};

@@ -53,6 +53,90 @@ impl Owner {
     }
 }
 
+/// The holder in the one wording every message uses (library errors and
+/// panics, the `buslock` command, Python's `Owner`):
+/// `pid 1234 tid 1240 (motor), held for 2.31s`, with
+/// `, died holding it (gone)` added when the holder no longer exists and
+/// `, record torn` when the record was torn.
+///
+/// The alternate form (`{:#}`) names the holding thread only:
+/// `pid 1234 tid 1240 (motor)`, for messages where the hold time does not
+/// matter. The program name comes from the lock file and is escaped with
+/// [`escape`](crate::escape).
+///
+/// ```
+/// # fn main() -> buslock::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let m = buslock::Mutex::builder("SPI").dir(dir.path()).open()?;
+/// let _g = m.lock()?;
+/// let holder = m.owner()?.expect("held");
+/// let me = format!("pid {} tid {}", std::process::id(), holder.tid);
+/// assert!(holder.to_string().starts_with(&me));
+/// assert!(holder.to_string().contains(", held for "));
+/// assert!(format!("{holder:#}").ends_with(')'));
+/// # Ok(())
+/// # }
+/// ```
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.write_words(f, true)
+    }
+}
+
+impl Owner {
+    /// The same wording as `Display`, with the program name as recorded
+    /// (not escaped): for output that escapes the whole message itself
+    /// (the `buslock` command), so that it is escaped exactly once.
+    #[doc(hidden)]
+    pub fn unescaped(&self) -> impl std::fmt::Display + '_ {
+        struct Unescaped<'a>(&'a Owner);
+        impl std::fmt::Display for Unescaped<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.write_words(f, false)
+            }
+        }
+        Unescaped(self)
+    }
+
+    fn write_words(&self, f: &mut std::fmt::Formatter<'_>, escape: bool) -> std::fmt::Result {
+        if escape {
+            write_thread(f, self.pid, self.tid, &self.program)?;
+        } else {
+            write!(f, "pid {} tid {} ({})", self.pid, self.tid, self.program)?;
+        }
+        if f.alternate() {
+            return Ok(());
+        }
+        write!(f, ", held for {}", crate::human::duration(self.held_for))?;
+        if !self.is_alive() {
+            write!(f, ", died holding it ({})", self.state.as_str())?;
+        }
+        if self.torn {
+            f.write_str(", record torn")?;
+        }
+        Ok(())
+    }
+}
+
+/// `pid P tid T (program)`, the program escaped: the thread part of
+/// [`Owner`]'s `Display`, for messages that know a holder only by its ids
+/// (the deadlock report).
+fn write_thread(
+    f: &mut impl std::fmt::Write,
+    pid: u32,
+    tid: u32,
+    program: &str,
+) -> std::fmt::Result {
+    write!(f, "pid {pid} tid {tid} ({})", crate::escape(program))
+}
+
+/// [`write_thread`] as a string.
+pub(crate) fn thread(pid: u32, tid: u32, program: &str) -> String {
+    let mut s = String::new();
+    let _ = write_thread(&mut s, pid, tid, program);
+    s
+}
+
 /// Write `me` as the holder. Called under the lock.
 ///
 /// The process fields (pid, start time, program) are rewritten only when

@@ -271,7 +271,7 @@ fn check_lock(dir: &LockDir, file: &str, name: &str, meta: &std::fs::Metadata, r
     let owner = m.owner().ok().flatten();
     let state = match &owner {
         None => "free".to_owned(),
-        Some(o) if o.is_alive() => format!("held by pid {} ({})", o.pid, o.program),
+        Some(o) if o.is_alive() => format!("held by {:#}", o.unescaped()),
         Some(_) => "free (holder died)".to_owned(),
     };
     r.add(

@@ -19,7 +19,6 @@ use buslock::{LockDir, LockView, Mutex, MutexGuard, OpenMode, Owner};
 
 use crate::error::CliError;
 use crate::output;
-use crate::render;
 use crate::signals::{self, Signals};
 
 /// The lock a NAME argument means: a name as given, or, for an absolute
@@ -68,22 +67,13 @@ pub fn open_for_locking(
     Ok(builder.open()?)
 }
 
-/// The holder in words: `held by pid 1234 (motor) for 2.31s`.
+/// The holder in words, in the library's wording ([`Owner`]'s `Display`):
+/// `holder pid 1234 tid 1240 (motor), held for 2.31s`, or `it is free now`.
+/// Not escaped: every message is escaped once where it is printed.
 pub fn describe_holder(owner: Option<&Owner>) -> String {
     match owner {
         None => "it is free now".to_owned(),
-        Some(o) if o.is_alive() => format!(
-            "held by pid {} ({}) for {}",
-            o.pid,
-            o.program,
-            render::duration(o.held_for)
-        ),
-        Some(o) => format!(
-            "its holder pid {} ({}) died holding it ({})",
-            o.pid,
-            o.program,
-            o.state.as_str()
-        ),
+        Some(o) => format!("holder {}", o.unescaped()),
     }
 }
 

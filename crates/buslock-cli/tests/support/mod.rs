@@ -1,21 +1,27 @@
 //! Running the real `buslock` binary under watchdogs.
+//!
+//! Line channels, watchdog waits and signals live once in the unpublished
+//! `buslock-test-support` crate; this module keeps what is the CLI's: the
+//! binary, its environment, and commands whose stdout and stderr are both
+//! collected.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process};
+use buslock_test_support as shared;
+use rustix::process::Signal;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_buslock");
 
 /// Every wait in these tests gives up (and fails) after this long.
-pub const WATCHDOG: Duration = Duration::from_secs(20);
+pub use buslock_test_support::WATCHDOG;
 
 /// A `buslock` command using lock directory `dir` through `BUSLOCK_DIR`.
 pub fn buslock(dir: &Path) -> Command {
@@ -71,15 +77,7 @@ impl Proc {
             .expect("spawn buslock");
         let stdout = child.stdout.take().unwrap();
         let mut stderr = child.stderr.take().unwrap();
-        let (tx, lines) = channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (lines, reader) = shared::read_lines(stdout);
         let stderr = std::thread::spawn(move || {
             let mut s = String::new();
             let _ = stderr.read_to_string(&mut s);
@@ -118,7 +116,7 @@ impl Proc {
 
     /// Send `sig`.
     pub fn signal(&self, sig: Signal) {
-        kill_process(Pid::from_child(&self.child), sig).expect("send signal");
+        shared::signal(&self.child, sig);
     }
 
     /// Wait for the end (killing it and failing after [`WATCHDOG`]) and
@@ -139,30 +137,13 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        shared::child::kill_and_reap(&mut self.child);
     }
 }
 
 /// Wait for `child`, killing it and failing the test after [`WATCHDOG`].
 pub fn wait_with_watchdog(child: &mut Child) -> ExitStatus {
-    let end = Instant::now() + WATCHDOG;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "process {} still running after {WATCHDOG:?}; killed",
-                child.id()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    shared::wait_with_watchdog(child, WATCHDOG)
 }
 
 /// Run `cmd` to completion under the watchdog.

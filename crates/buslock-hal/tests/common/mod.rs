@@ -2,134 +2,24 @@
 //! simulated bus whose every byte goes to a shared file, so that every
 //! participant, and the test at the end, can check that no transaction
 //! interleaved with another.
+//!
+//! The helper processes and the watchdog live once in the unpublished
+//! `buslock-test-support` crate; only the simulated bus is this crate's.
 
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code, unused_imports)] // each test binary uses a different part
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use embedded_hal::digital;
 use embedded_hal::i2c;
 use embedded_hal::spi;
 
-/// Environment variable that turns the test binary into a helper.
-pub const ROLE_ENV: &str = "BUSLOCK_HAL_TEST_ROLE";
-
-/// Longest any step may take before the test fails (a watchdog, not a
-/// timing claim).
-pub const WATCHDOG: Duration = Duration::from_secs(60);
-
-/// Run `roles(role)` and exit if this process is a helper.
-pub fn run_helper_if_requested(roles: fn(&str) -> i32) {
-    if let Ok(role) = std::env::var(ROLE_ENV) {
-        std::process::exit(roles(&role));
-    }
-}
-
-/// A helper process whose stdout lines arrive on a channel.
-pub struct Helper {
-    pub child: Child,
-    lines: Receiver<String>,
-}
-
-impl Helper {
-    /// Start this test binary as helper `role`.
-    pub fn spawn(role: &str, dir: &Path, env: &[(&str, String)]) -> Helper {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "--exact",
-            "helper_entry",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_ENV, role)
-        .env("BUSLOCK_DIR", dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn helper");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Helper { child, lines }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Wait for a line `@tag ...`; returns the rest.
-    pub fn expect(&mut self, tag: &str) -> String {
-        let deadline = Instant::now() + WATCHDOG;
-        let prefix = format!("@{tag}");
-        loop {
-            match self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) if line.starts_with(&prefix) => {
-                    return line[prefix.len()..].trim().to_owned();
-                }
-                Ok(_) => continue,
-                Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.child.kill();
-                    panic!("helper {} sent no @{tag} within {WATCHDOG:?}", self.pid());
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait();
-                    panic!("helper {} exited ({status:?}) before @{tag}", self.pid());
-                }
-            }
-        }
-    }
-
-    /// Wait for a clean exit (killing the helper after the watchdog).
-    pub fn wait_ok(mut self) {
-        let deadline = Instant::now() + WATCHDOG;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "helper {} failed: {status}", self.pid());
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("helper {} did not exit within {WATCHDOG:?}", self.pid());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// SIGKILL the helper and reap it.
-    pub fn kill(mut self) {
-        self.child.kill().unwrap();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+pub use buslock_test_support::{Helper, ROLE_ENV, WATCHDOG, run_helper_if_requested};
 
 /// Record kinds in the bus file.
 pub const START: u8 = b'S';

@@ -1,14 +1,18 @@
 //! Shared pieces of the integration tests: the torture binary, helper
 //! processes that report what they do line by line, and watchdogs so that
 //! a broken lock fails a test instead of hanging it.
+//!
+//! Child processes, line channels and watchdogs live once in the
+//! unpublished `buslock-test-support` crate; this module keeps what is the
+//! torture binary's: its path and its helper subcommands.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use buslock_test_support as support;
 
 /// The binary under test (harnesses and helper subcommands).
 pub const BIN: &str = env!("CARGO_BIN_EXE_buslock-torture");
@@ -39,79 +43,46 @@ pub fn run_with_watchdog(cmd: &mut Command, limit: Duration) -> Output {
 }
 
 /// Poll `cond` every few ms; `false` if it never held within `limit`.
-pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
+pub fn wait_until(limit: Duration, cond: impl FnMut() -> bool) -> bool {
+    support::poll_until(limit, Duration::from_millis(5), cond)
 }
 
 /// A helper process (a hidden subcommand of the torture binary) whose
 /// stdout lines arrive on a channel. Killed and reaped on drop.
-pub struct Helper {
-    /// The process.
-    pub child: Child,
-    lines: Receiver<String>,
-}
+pub struct Helper(support::Helper);
 
 impl Helper {
     /// Start `buslock-torture <cmd> --dir <dir> --name <name> <extra...>`.
     pub fn start(cmd: &str, dir: &Path, name: &str, extra: &[&str]) -> Helper {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .arg(cmd)
             .arg("--dir")
             .arg(dir)
             .arg("--name")
             .arg(name)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start helper");
-        let out = child.stdout.take().expect("helper stdout");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Helper { child, lines }
+            .args(extra);
+        Helper(support::Helper::start(&mut command))
     }
 
     /// The helper's pid.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid()
     }
 
     /// The next line, failing the test if none comes within `limit`.
     pub fn line(&self, limit: Duration) -> String {
-        self.lines
-            .recv_timeout(limit)
-            .unwrap_or_else(|e| panic!("watchdog: no line from helper {} ({e})", self.pid()))
+        self.0.line(limit)
     }
 
     /// Send `sig`.
     pub fn signal(&self, sig: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.pid() as i32).expect("pid");
-        rustix::process::kill_process(pid, sig).expect("signal helper");
+        self.0.signal(sig);
     }
 
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        self.kill();
+        self.0.kill_in_place();
     }
 }
 

@@ -41,7 +41,12 @@ use std::sync::{Arc, Mutex as StdMutex, OnceLock, PoisonError};
 use rustix::fs::fstat;
 
 pub use held::HELD_MAX;
-pub use registry::{Graph, REGISTRY_FILE, Registry, Witness, WitnessKind};
+pub use registry::REGISTRY_FILE;
+// The registry's reader and report helpers serve `buslock order` and
+// `buslock waits`, not programs that lock.
+#[doc(hidden)]
+pub use registry::{Graph, Registry, Witness, WitnessKind};
+#[doc(hidden)]
 pub use report::utc;
 
 use crate::error::{Error, Result};
@@ -403,6 +408,7 @@ fn held_indices(id: u16, held: &[Key]) -> Vec<u16> {
 }
 
 /// An inversion recorded in a registry, for `buslock order`.
+#[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct Inversion {
     /// The cycle of lock names, each taken while holding the one before
@@ -417,6 +423,7 @@ pub struct Inversion {
 
 /// Every inversion recorded in `reg` (edges that closed a cycle, and
 /// acquisitions refused in `error` mode). `dir` is shown in the reports.
+#[doc(hidden)]
 pub fn inversions(reg: &Registry, dir: &str) -> Vec<Inversion> {
     let graph = reg.graph();
     let witnesses = reg.witnesses();

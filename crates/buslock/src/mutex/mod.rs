@@ -427,7 +427,7 @@ impl Mutex {
     pub fn assert_held(&self) {
         if !self.is_held_by_current_thread() {
             let holder = match owner::read(&self.page().owner) {
-                Some(o) => format!("held by pid {} tid {} ({})", o.pid, o.tid, o.program),
+                Some(o) => format!("held by {o:#}"),
                 None => "free".to_owned(),
             };
             let me = identity::me();
