@@ -200,6 +200,11 @@ impl LegacyLock {
         self
     }
 
+    /// The polling interval assumed for unmigrated programs.
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.poll
+    }
+
     /// The semaphore's name, for a semaphore companion.
     pub(crate) fn semaphore(&self) -> Option<&str> {
         self.sem.as_ref().map(NamedSemaphore::name)
