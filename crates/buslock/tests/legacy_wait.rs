@@ -1,6 +1,7 @@
 //! Waiting for a legacy record lock (Dexter's file) held by an unmigrated
 //! program blocks in the kernel instead of polling, also when the wait is
-//! interruptible (as Python's is).
+//! interruptible (as Python's is) or has a deadline, and a wait that gives
+//! up leaves the file free.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
