@@ -30,8 +30,16 @@ fn order_warning(py: Python<'_>) -> PyResult<()> {
     PyErr::warn(py, &category, &text, 1)
 }
 
-/// What `Mutex._reopen` needs: name, lock directory, legacy lock path.
-type ReopenArgs = (String, PathBuf, Option<PathBuf>);
+/// What `Mutex._reopen` needs: name, lock directory, legacy lock path,
+/// lock-order mode, legacy semaphore, legacy polling interval (seconds).
+type ReopenArgs = (
+    String,
+    PathBuf,
+    Option<PathBuf>,
+    &'static str,
+    Option<String>,
+    Option<f64>,
+);
 
 /// A Python argument taken for its truth value, as `threading.Lock.acquire`
 /// takes `blocking` (`acquire(0)` does not wait, `acquire(1)` does).
@@ -466,7 +474,9 @@ impl PyMutex {
     }
 
     /// Pickling (e.g. passing the Mutex to a `multiprocessing` worker)
-    /// gives a new handle on the same lock, not holding it.
+    /// gives a new handle on the same lock, not holding it, opened with the
+    /// same options (legacy companion, its polling interval, lock-order
+    /// mode).
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, ReopenArgs)> {
         let this = slf.get();
         let dir = this
@@ -478,17 +488,29 @@ impl PyMutex {
         let legacy = this.inner.legacy_path().map(|p| p.to_owned());
         Ok((
             slf.get_type().getattr("_reopen")?,
-            (this.inner.name().to_owned(), dir, legacy),
+            (
+                this.inner.name().to_owned(),
+                dir,
+                legacy,
+                this.inner.lockdep_mode().as_str(),
+                this.inner.legacy_semaphore().map(str::to_owned),
+                this.inner.legacy_poll_interval().map(|d| d.as_secs_f64()),
+            ),
         ))
     }
 
-    /// Reopen a pickled Mutex (see `__reduce__`).
+    /// Reopen a pickled Mutex (see `__reduce__`; the later arguments are
+    /// optional so that pickles made by older versions still load).
     #[staticmethod]
+    #[pyo3(signature = (name, dir, legacy_record_lock, lockdep=None, legacy_semaphore=None, legacy_poll_interval=None))]
     fn _reopen(
         py: Python<'_>,
         name: &str,
         dir: PathBuf,
         legacy_record_lock: Option<PathBuf>,
+        lockdep: Option<&str>,
+        legacy_semaphore: Option<String>,
+        legacy_poll_interval: Option<f64>,
     ) -> PyResult<Self> {
         Self::new(
             py,
@@ -496,9 +518,9 @@ impl PyMutex {
             Some(dir),
             true,
             legacy_record_lock,
-            None,
-            None,
-            None,
+            lockdep,
+            legacy_semaphore,
+            legacy_poll_interval,
         )
     }
 

@@ -109,3 +109,37 @@ def dexter_release(handle, loop_time=0.0001):
     """Dexter's DI_Mutex.release: closing the file drops the lock."""
     handle.close()
     time.sleep(loop_time)
+
+
+def pickled_options_worker(record, sem_mutex, a, b, sem_name, out):
+    """Report, from a `spawn`ed child, what the pickled handles do with the
+    options their parent gave them (see test_pickle_options.py)."""
+    import posix_ipc
+
+    import buslock
+
+    seen = {}
+    # legacy_poll_interval=10 s: within 15 s of this handle's own release a
+    # try declines, leaving the pollers their turn (1 ms default: takes it).
+    record.acquire()
+    record.release()
+    time.sleep(0.05)
+    seen["try_after_release"] = record.acquire(blocking=False)
+    if seen["try_after_release"]:
+        record.release()
+    # legacy_semaphore: holding the mutex holds the real semaphore too.
+    with sem_mutex:
+        try:
+            posix_ipc.Semaphore(sem_name).acquire(0)
+            seen["semaphore_taken"] = False
+        except posix_ipc.BusyError:
+            seen["semaphore_taken"] = True
+    # lockdep="error": the parent recorded A before B; B then A is refused.
+    with b:
+        try:
+            a.acquire()
+            a.release()
+            seen["inversion"] = "allowed"
+        except buslock.LockOrderError:
+            seen["inversion"] = "refused"
+    out.put(seen)

@@ -33,14 +33,14 @@
 //!
 //! Legacy programs are not fair: Dexter's algorithm polls every 0.1 ms, so
 //! when it competes with buslock users, FIFO order holds only among the
-//! buslock users. A wait for the legacy lock without a deadline blocks in
-//! the kernel (`F_OFD_SETLKW`) and then leaves each unmigrated program
-//! seen recently one turn between two buslock turns (see
-//! [`FAIR_WINDOW`] and [`DEFAULT_POLL`]); one with a deadline polls every
-//! 1 ms.
+//! buslock users. A wait for the legacy lock blocks in the kernel
+//! (`F_OFD_SETLKW`; a wait with a deadline through a waiter thread, see
+//! `waiter`) and then leaves each unmigrated program seen recently one turn
+//! between two buslock turns (see [`FAIR_WINDOW`] and [`DEFAULT_POLL`]).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::fs::{CWD, Mode, OFlags, fchmod, openat};
@@ -51,9 +51,9 @@ use crate::error::{Error, Result};
 use crate::raw::semaphore::{NamedSemaphore, SemWait};
 use crate::raw::sys::{RecordLock, ofd_lock, ofd_unlock};
 
-/// How often a wait with a deadline for a legacy lock retries (a wait
-/// without one blocks in the kernel).
-const POLL: Duration = Duration::from_millis(1);
+mod waiter;
+
+use waiter::{Outcome, Waiter};
 
 /// How long an unmigrated program counts as active after it was last seen
 /// holding the legacy lock file.
@@ -133,6 +133,20 @@ pub(crate) struct LegacyLock {
     /// `CLOCK_MONOTONIC` ns until which the window after this handle's
     /// last release of the record lock lasts (0: none).
     window_until: std::sync::atomic::AtomicU64,
+    /// The descriptor holding the record lock when a waiter thread took it
+    /// (None: held through `fd`, or not held).
+    granted: std::sync::Mutex<Option<OwnedFd>>,
+    /// A waiter thread abandoned by a wait that gave up, still in the
+    /// kernel's queue: the next wait takes it up again.
+    pending: std::sync::Mutex<Option<Arc<Waiter>>>,
+}
+
+/// Through which descriptor a wait got the record lock.
+enum Grant {
+    /// The handle's own (`LegacyLock::fd`).
+    Own,
+    /// A waiter thread's.
+    Waiter(OwnedFd),
 }
 
 /// How long to wait for the legacy lock.
@@ -163,6 +177,8 @@ impl LegacyLock {
             fair: Default::default(),
             poll: DEFAULT_POLL,
             window_until: Default::default(),
+            granted: Default::default(),
+            pending: Default::default(),
         })
     }
 
@@ -191,6 +207,8 @@ impl LegacyLock {
             fair: Default::default(),
             poll: DEFAULT_POLL,
             window_until: Default::default(),
+            granted: Default::default(),
+            pending: Default::default(),
         })
     }
 
@@ -198,6 +216,11 @@ impl LegacyLock {
     pub(crate) fn with_poll_interval(mut self, poll: Duration) -> Self {
         self.poll = poll;
         self
+    }
+
+    /// The polling interval assumed for unmigrated programs.
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.poll
     }
 
     /// The semaphore's name, for a semaphore companion.
@@ -288,37 +311,11 @@ impl LegacyLock {
                 Ok(RecordLock::Busy) => Err(LegacyFailure::Busy),
                 Err(e) => Err(self.io_error(e)),
             },
-            LegacyWait::Forever => self.lock_record_fairly(None),
-            LegacyWait::Until {
-                deadline_mono_ns: None,
-                interrupted: Some(check),
-            } => self.lock_record_fairly(Some(check)),
+            LegacyWait::Forever => self.lock_record_fairly(None, None),
             LegacyWait::Until {
                 deadline_mono_ns,
-                mut interrupted,
-            } => {
-                let mut next_check = clock::monotonic_ns_syscall();
-                loop {
-                    match ofd_lock(self.fd.as_fd(), false) {
-                        Ok(RecordLock::Taken) => return Ok(()),
-                        Ok(RecordLock::Busy) => {}
-                        Err(e) => return Err(self.io_error(e)),
-                    }
-                    let now = clock::monotonic_ns_syscall();
-                    if deadline_mono_ns.is_some_and(|d| now >= d) {
-                        return Err(LegacyFailure::Busy);
-                    }
-                    if now >= next_check {
-                        if let Some(check) = interrupted.as_mut() {
-                            if check() {
-                                return Err(LegacyFailure::Interrupted);
-                            }
-                        }
-                        next_check = now + crate::INTERRUPT_SLICE.as_nanos() as u64;
-                    }
-                    std::thread::sleep(POLL);
-                }
-            }
+                interrupted,
+            } => self.lock_record_fairly(deadline_mono_ns, interrupted),
         }
     }
 
@@ -358,12 +355,16 @@ impl LegacyLock {
     /// deferrals. (Looking is polling, but only in these short pauses, which
     /// end as soon as a poller took its turn.)
     ///
-    /// Signals (Ctrl-C in Python, whose handlers do not restart system
-    /// calls) end the kernel wait with `EINTR`; then `check` is asked. A
-    /// signal that lands just before the call is seen at the next release
-    /// of the legacy lock, which its holders keep short.
+    /// Without a deadline, signals (Ctrl-C in Python, whose handlers do
+    /// not restart system calls) end the kernel wait with `EINTR`; then
+    /// `check` is asked. A signal that lands just before the call is seen
+    /// at the next release of the legacy lock, which its holders keep
+    /// short. With a deadline (`CLOCK_MONOTONIC` ns), a waiter thread
+    /// blocks in the kernel instead (see `waiter`), and `check` is asked
+    /// every [`INTERRUPT_SLICE`](crate::INTERRUPT_SLICE) and during pauses.
     fn lock_record_fairly(
         &self,
+        deadline: Option<u64>,
         mut check: Option<&mut (dyn FnMut() -> bool + '_)>,
     ) -> std::result::Result<(), LegacyFailure> {
         use crate::raw::recordlock::{Conflict, ofd_getlk};
@@ -386,6 +387,9 @@ impl LegacyLock {
                     fair.saw(pid, now);
                     break;
                 }
+                if deadline.is_some_and(|d| now >= d) {
+                    return Err(LegacyFailure::Busy);
+                }
                 std::thread::sleep(FAIR_STEP.min(Duration::from_nanos(until - now)));
                 if check.as_mut().is_some_and(|c| c()) {
                     return Err(LegacyFailure::Interrupted);
@@ -398,23 +402,22 @@ impl LegacyLock {
             if let Ok(Conflict::Process(pid)) = ofd_getlk(self.fd.as_fd()) {
                 fair.saw(pid, clock::monotonic_ns_syscall());
             }
-            loop {
-                match ofd_lock(self.fd.as_fd(), true) {
-                    Ok(_) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                        if check.as_mut().is_some_and(|c| c()) {
-                            return Err(LegacyFailure::Interrupted);
-                        }
-                    }
-                    Err(e) => return Err(self.io_error(e)),
-                }
-            }
+            let grant = self.block(deadline, &mut check)?;
             let active = fair.active(clock::monotonic_ns_syscall());
             if idle_after_pause || fair.turns() >= active || deferrals > 2 * active {
                 fair.turns_since_ours.clear();
+                if let Grant::Waiter(fd) = grant {
+                    *self
+                        .granted
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fd);
+                }
                 return Ok(());
             }
-            let _ = ofd_unlock(self.fd.as_fd());
+            match grant {
+                Grant::Own => drop(ofd_unlock(self.fd.as_fd())),
+                Grant::Waiter(fd) => waiter::release(fd),
+            }
             deferrals += 1;
             // Give the pollers time to notice: until one takes the file,
             // or `window` passed with nobody taking it.
@@ -424,6 +427,9 @@ impl LegacyLock {
                 paused += FAIR_STEP;
                 if check.as_mut().is_some_and(|c| c()) {
                     return Err(LegacyFailure::Interrupted);
+                }
+                if deadline.is_some_and(|d| clock::monotonic_ns_syscall() >= d) {
+                    return Err(LegacyFailure::Busy);
                 }
                 match ofd_getlk(self.fd.as_fd()) {
                     Ok(Conflict::Process(pid)) => {
@@ -438,6 +444,71 @@ impl LegacyLock {
                 }
             }
         }
+    }
+
+    /// Wait in the kernel's queue for the record lock: on the handle's own
+    /// descriptor without a deadline (asking `check` after a signal), else
+    /// through a waiter thread, giving up at `deadline` or when `check`
+    /// (asked every [`INTERRUPT_SLICE`](crate::INTERRUPT_SLICE)) says so.
+    fn block(
+        &self,
+        deadline: Option<u64>,
+        check: &mut Option<&mut (dyn FnMut() -> bool + '_)>,
+    ) -> std::result::Result<Grant, LegacyFailure> {
+        let Some(deadline) = deadline else {
+            loop {
+                match ofd_lock(self.fd.as_fd(), true) {
+                    Ok(_) => return Ok(Grant::Own),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        if check.as_mut().is_some_and(|c| c()) {
+                            return Err(LegacyFailure::Interrupted);
+                        }
+                    }
+                    Err(e) => return Err(self.io_error(e)),
+                }
+            }
+        };
+        match ofd_lock(self.fd.as_fd(), false) {
+            Ok(RecordLock::Taken) => return Ok(Grant::Own),
+            Ok(RecordLock::Busy) => {}
+            Err(e) => return Err(self.io_error(e)),
+        }
+        let adopted = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .filter(|w| w.adopt());
+        let waiter = match adopted {
+            Some(w) => w,
+            None => Waiter::start(&self.fd, &self.path).map_err(|e| self.io_error(e))?,
+        };
+        let failure = loop {
+            let now = clock::monotonic_ns_syscall();
+            if now >= deadline {
+                break LegacyFailure::Busy;
+            }
+            let until = match check {
+                Some(_) => deadline.min(now + crate::INTERRUPT_SLICE.as_nanos() as u64),
+                None => deadline,
+            };
+            match waiter.wait_for(Duration::from_nanos(until - now)) {
+                Outcome::Granted(fd) => return Ok(Grant::Waiter(fd)),
+                Outcome::Failed(e) => break self.io_error(e),
+                Outcome::TimedOut => {
+                    if check.as_mut().is_some_and(|c| c()) {
+                        break LegacyFailure::Interrupted;
+                    }
+                }
+            }
+        };
+        if waiter.abandon() {
+            *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(waiter);
+        }
+        Err(failure)
     }
 
     /// Whether the marker says the buslock holder holds the semaphore.
@@ -537,9 +608,19 @@ impl LegacyLock {
             let _ = sem.post();
             return;
         }
-        // Unlocking a lock we hold does not fail for a valid descriptor;
-        // closing the descriptor would drop it anyway.
-        let _ = ofd_unlock(self.fd.as_fd());
+        // Release through the descriptor that holds the lock: a waiter
+        // thread's, if one took it. Unlocking a lock we hold does not fail
+        // for a valid descriptor; closing the descriptor would drop it
+        // anyway.
+        let granted = self
+            .granted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match granted {
+            Some(fd) => waiter::release(fd),
+            None => drop(ofd_unlock(self.fd.as_fd())),
+        }
         // Open a window for pollers after this release when unmigrated
         // programs were seen lately, and otherwise once per PROBE_EVERY, so
         // that one that started polling is seen within that time.

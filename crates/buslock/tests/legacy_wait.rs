@@ -1,6 +1,7 @@
 //! Waiting for a legacy record lock (Dexter's file) held by an unmigrated
 //! program blocks in the kernel instead of polling, also when the wait is
-//! interruptible (as Python's is).
+//! interruptible (as Python's is) or has a deadline, and a wait that gives
+//! up leaves the file free.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -22,18 +23,16 @@ fn voluntary_switches() -> u64 {
         .unwrap()
 }
 
-#[test]
-fn an_interruptible_wait_for_the_legacy_file_does_not_poll() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("DI_Mutex_SPI");
-    // Dexter's algorithm holds the file (a classic lockf lock) for 400 ms.
+/// Dexter's algorithm (a classic `lockf` lock) holding `file` for 400 ms,
+/// started and holding when this returns.
+fn old_program_holding_for_400ms(file: &std::path::Path) -> std::process::Child {
     let mut old = Command::new("python3")
         .args([
             "-c",
             "import fcntl,sys,time; f=open(sys.argv[1],'w'); fcntl.lockf(f, fcntl.LOCK_EX); \
              print('locked', flush=True); time.sleep(0.4)",
         ])
-        .arg(&file)
+        .arg(file)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -42,33 +41,191 @@ fn an_interruptible_wait_for_the_legacy_file_does_not_poll() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "locked");
+    old
+}
+
+/// How a test waits for the legacy file.
+enum HowToWait {
+    Interruptible(Option<Duration>),
+    Timeout(Duration),
+}
+
+/// Wait for the legacy file held 400 ms by an old program; the waiting
+/// thread's voluntary context switches and how often `interrupted` was
+/// asked.
+fn wait_for_the_legacy_file(how: HowToWait) -> (u64, u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("DI_Mutex_SPI");
+    let mut old = old_program_holding_for_400ms(&file);
     let m = buslock::Mutex::builder("SPI")
         .dir(dir.path())
         .legacy_record_lock(&file)
         .open()
         .unwrap();
     let (tx, rx) = channel();
-    std::thread::scope(|s| {
+    let seen = std::thread::scope(|s| {
         s.spawn(|| {
             let before = voluntary_switches();
             let mut asked = 0u32;
-            let g = m
-                .lock_interruptible(None, || {
+            let g = match how {
+                HowToWait::Interruptible(timeout) => m.lock_interruptible(timeout, || {
                     asked += 1;
                     false
-                })
-                .unwrap()
-                .unwrap();
+                }),
+                HowToWait::Timeout(timeout) => m.lock_timeout(timeout),
+            }
+            .unwrap()
+            .expect("the old program released within the timeout");
             let switches = voluntary_switches() - before;
             drop(g);
             tx.send((switches, asked)).unwrap();
         });
-        let (switches, asked) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
-        // Polling every 1 ms for 400 ms would be hundreds.
-        assert!(switches < 20, "{switches} context switches while waiting");
-        assert_eq!(asked, 0, "no signal arrived, so nothing had to be asked");
+        rx.recv_timeout(Duration::from_secs(30)).unwrap()
     });
     assert!(old.wait().unwrap().success());
+    seen
+}
+
+#[test]
+fn an_interruptible_wait_for_the_legacy_file_does_not_poll() {
+    let (switches, asked) = wait_for_the_legacy_file(HowToWait::Interruptible(None));
+    // Polling every 1 ms for 400 ms would be hundreds.
+    assert!(switches < 20, "{switches} context switches while waiting");
+    assert_eq!(asked, 0, "no signal arrived, so nothing had to be asked");
+}
+
+#[test]
+fn a_wait_with_a_deadline_for_the_legacy_file_polled_every_millisecond() {
+    let (switches, _) = wait_for_the_legacy_file(HowToWait::Timeout(Duration::from_secs(30)));
+    // Polling every 1 ms for 400 ms would be hundreds.
+    assert!(switches < 20, "{switches} context switches while waiting");
+}
+
+#[test]
+fn an_interruptible_wait_with_a_deadline_for_the_legacy_file_does_not_poll() {
+    let (switches, asked) =
+        wait_for_the_legacy_file(HowToWait::Interruptible(Some(Duration::from_secs(30))));
+    // One wake-up per interrupt slice (50 ms) is expected; polling every
+    // 1 ms for 400 ms would be hundreds.
+    assert!(
+        switches < 20 + u64::from(asked),
+        "{switches} context switches while waiting ({asked} slices)"
+    );
+}
+
+/// An old program run as a separate process, taking commands on stdin:
+/// `lock` (blocking `lockf`), `try` (non-blocking: says `got` or `busy`,
+/// and releases again), `unlock`; it answers each with one line, and dies
+/// after 60 s (its stdout closes: the test fails instead of hanging).
+struct OldProgram {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl OldProgram {
+    fn start(file: &std::path::Path) -> OldProgram {
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import fcntl,signal,sys\n\
+                 signal.alarm(60)\n\
+                 f=open(sys.argv[1],'w')\n\
+                 for cmd in sys.stdin:\n\
+                 \x20   cmd=cmd.strip()\n\
+                 \x20   if cmd=='lock': fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True)\n\
+                 \x20   elif cmd=='unlock': fcntl.lockf(f, fcntl.LOCK_UN); print('unlocked', flush=True)\n\
+                 \x20   elif cmd=='try':\n\
+                 \x20       try: fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB)\n\
+                 \x20       except OSError: print('busy', flush=True); continue\n\
+                 \x20       fcntl.lockf(f, fcntl.LOCK_UN); print('got', flush=True)",
+            ])
+            .arg(file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        OldProgram { child, lines }
+    }
+
+    fn say(&mut self, cmd: &str) -> String {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{cmd}").unwrap();
+        stdin.flush().unwrap();
+        self.lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the old program did not answer {cmd:?}"))
+    }
+}
+
+impl Drop for OldProgram {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_wait_with_a_deadline_that_gives_up_leaves_the_legacy_file_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("DI_Mutex_SPI");
+    let mut old = OldProgram::start(&file);
+    assert_eq!(old.say("lock"), "locked");
+    let m = buslock::Mutex::builder("SPI")
+        .dir(dir.path())
+        .legacy_record_lock(&file)
+        .open()
+        .unwrap();
+    // Both ways of giving up, while the old program holds the file.
+    assert!(
+        m.lock_timeout(Duration::from_millis(100))
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        m.lock_interruptible(Some(Duration::from_secs(30)), || true),
+        Err(buslock::Error::Interrupted { .. })
+    ));
+    assert!(!m.is_locked());
+    // The old program releases; whatever waited for the file on behalf of
+    // the waits that gave up must not keep it.
+    assert_eq!(old.say("unlock"), "unlocked");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(old.say("try"), "got");
+    assert_eq!(old.say("lock"), "locked");
+    // A wait with a deadline that succeeds holds the file until its guard
+    // drops, then frees it for the old program.
+    let (got_tx, got_rx) = channel();
+    let (done_tx, done_rx) = channel::<()>();
+    let m = &m;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let g = m.lock_timeout(Duration::from_secs(30)).unwrap();
+            got_tx.send(g.is_some()).unwrap();
+            // Hold until the test has looked (or gave up looking).
+            let _ = done_rx.recv_timeout(Duration::from_secs(30));
+            drop(g);
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(old.say("unlock"), "unlocked");
+        let got = got_rx.recv_timeout(Duration::from_secs(30));
+        let seen = old.say("try");
+        done_tx.send(()).unwrap();
+        assert_eq!(
+            got,
+            Ok(true),
+            "the wait got the lock once the file was free"
+        );
+        assert_eq!(seen, "busy", "the guard holds the file");
+    });
+    assert_eq!(old.say("try"), "got", "the guard's release freed the file");
 }
 
 #[test]

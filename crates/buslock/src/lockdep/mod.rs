@@ -397,6 +397,11 @@ impl Class {
             held::pop(self.key);
         }
     }
+
+    /// The mode in effect (`Off` also when the registry was unusable).
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
 }
 
 fn held_indices(id: u16, held: &[Key]) -> Vec<u16> {

@@ -535,6 +535,25 @@ impl Mutex {
         self.lock()?.reset_stats();
         Ok(())
     }
+
+    /// The polling interval assumed for the unmigrated programs behind the
+    /// legacy record lock (see
+    /// [`Builder::legacy_poll_interval`](crate::Builder::legacy_poll_interval)),
+    /// if a record lock was configured.
+    pub fn legacy_poll_interval(&self) -> Option<Duration> {
+        self.legacy
+            .as_ref()
+            .filter(|l| l.record_path().is_some())
+            .map(|l| l.poll_interval())
+    }
+
+    /// The lock-order checking in effect for this handle: as given to
+    /// [`Builder::lockdep`](crate::Builder::lockdep), else
+    /// `$BUSLOCK_LOCKDEP`; [`Off`](crate::lockdep::Mode::Off) also when the
+    /// lock directory's registry could not be used.
+    pub fn lockdep_mode(&self) -> crate::lockdep::Mode {
+        self.lockdep.mode()
+    }
 }
 
 impl fmt::Debug for Mutex {
