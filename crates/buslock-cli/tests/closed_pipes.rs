@@ -8,12 +8,22 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use rustix::process::Signal;
-use support::{Proc, buslock, eventually, run, wait_with_watchdog};
+use support::{Proc, WATCHDOG, buslock, eventually, run, wait_with_watchdog};
 
 fn state_json(dir: &std::path::Path) -> serde_json::Value {
     let mut c = buslock(dir);
     c.args(["state", "SPI", "--json"]);
     run(c).json()
+}
+
+/// The write end of a pipe whose read end is already closed: every write
+/// to it fails with EPIPE from the first one on. (Closing the read end
+/// after spawning raced with the child's first write, which then went into
+/// the pipe buffer, and the test waited forever for the stderr line.)
+fn closed_pipe() -> Stdio {
+    let (read, write) = rustix::pipe::pipe().unwrap();
+    drop(read);
+    Stdio::from(write)
 }
 
 #[test]
@@ -22,14 +32,23 @@ fn hold_with_a_closed_stdout_keeps_holding() {
     let mut c = buslock(dir.path());
     c.args(["hold", "SPI", "--for", "1h"])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(closed_pipe())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    // Close the only read end: every write to stdout now fails (EPIPE).
-    drop(child.stdout.take());
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
+    // The first stderr line, read beside the test under the watchdog, so
+    // that a hold that never says anything fails the test, not hangs it.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stderr).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let Ok(line) = rx.recv_timeout(WATCHDOG) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("hold said nothing on stderr within {WATCHDOG:?}");
+    };
     assert!(
         line.contains("cannot write to standard output") && line.contains("still holding"),
         "hold must say on stderr that stdout is closed, and keep holding: {line:?}"
@@ -97,10 +116,9 @@ fn previous_owner_death_is_reported_whatever_pipe_is_closed() {
     let mut c = buslock(dir.path());
     c.args(["hold", "SPI", "--for", "0s"])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(closed_pipe())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    drop(child.stdout.take());
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(wait_with_watchdog(&mut child).code(), Some(0));
