@@ -68,9 +68,8 @@ fn state_with_a_closed_stderr_does_not_panic() {
     let mut c = buslock(dir.path());
     c.args(["state", "NOPE"])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(closed_pipe());
     let mut child = c.spawn().unwrap();
-    drop(child.stderr.take());
     assert_eq!(
         wait_with_watchdog(&mut child).code(),
         Some(3),
@@ -102,9 +101,8 @@ fn previous_owner_death_is_reported_whatever_pipe_is_closed() {
     ])
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    .stderr(closed_pipe());
     let mut child = c.spawn().unwrap();
-    drop(child.stderr.take());
     let mut out = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut out)
