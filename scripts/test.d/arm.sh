@@ -12,12 +12,14 @@
 # a private user + mount namespace (Linux 6.7 or later). Nothing is
 # registered for the rest of the machine, and nothing is left mounted.
 #
-# Two things do not work under qemu-user, and a probe program
+# Three things do not work under qemu-user, and a probe program
 # (scripts/arm/probe.c) checks each under each emulator at run time: the
 # robust list (qemu answers set_robust_list with ENOSYS, so a process that
 # dies holding a lock is never marked dead by the emulated kernel) and exec
 # errors of posix_spawn (qemu runs its vfork-style clone as a plain fork, so
-# a missing program looks like a child that exits 127). The tests that need
+# a missing program looks like a child that exits 127), and
+# prctl(PR_SET_CHILD_SUBREAPER), which `buslock run` uses to keep what a
+# command leaves in the background (it warns and goes on). The tests that need
 # what is missing are skipped by name, each printed with the reason; on a
 # real board (or an emulator that has both) every test runs.
 set -euo pipefail
@@ -40,6 +42,11 @@ needs_robust_list=(
 # Tests that need posix_spawn to report a failed exec.
 needs_spawn_errors=(
   run_exits_with_the_command_status
+)
+# Tests that need `buslock run` to be a child subreaper.
+needs_subreaper=(
+  run_keeps_the_lock_until_background_workers_exit
+  sigterm_reaches_what_the_command_left_running
 )
 
 missing=()
@@ -92,6 +99,7 @@ for t in "${targets[@]}"; do
   probe=$(in_emulation_namespace "$probe_dir/probe-$t")
   robust=$(sed -n 's/^robust-list: //p' <<<"$probe")
   spawn=$(sed -n 's/^spawn-errors: //p' <<<"$probe")
+  subreaper=$(sed -n 's/^subreaper: //p' <<<"$probe")
   skips=()
   if [ "$robust" != ok ]; then
     for name in "${needs_robust_list[@]}"; do
@@ -102,6 +110,12 @@ for t in "${targets[@]}"; do
   if [ "$spawn" != ok ]; then
     for name in "${needs_spawn_errors[@]}"; do
       echo "SKIPPED on $t: $name: needs exec errors reported by posix_spawn ($spawn)"
+      skips+=(--skip "$name")
+    done
+  fi
+  if [ "$subreaper" != ok ]; then
+    for name in "${needs_subreaper[@]}"; do
+      echo "SKIPPED on $t: $name: needs a child subreaper ($subreaper)"
       skips+=(--skip "$name")
     done
   fi

@@ -7,7 +7,9 @@
 //! - `buslock` is a child subreaper (`PR_SET_CHILD_SUBREAPER`): processes
 //!   the command leaves behind (a background worker, a daemon that forked)
 //!   become its children, and it releases the lock only when every one of
-//!   them has exited.
+//!   them has exited. Where the kernel refuses it (an emulator such as
+//!   qemu-user; every Linux since 3.4 has it) `run` says so on stderr and
+//!   waits for the command alone.
 //! - It never dies of a signal it can catch: `SIGTERM`, `SIGHUP`,
 //!   `SIGUSR1`... are forwarded to the command (to the processes it left
 //!   behind once it has exited), and `buslock` keeps waiting for them.
@@ -41,8 +43,6 @@ const POLL: Duration = Duration::from_millis(5);
 /// release, exit with the command's status.
 pub fn run(dir: Option<&Path>, args: &RunArgs) -> Result<ExitCode, CliError> {
     let sig = Signals::install_all()?;
-    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
-        .map_err(|e| CliError::io("become a child subreaper (prctl)")(e.into()))?;
     // Others see the command, not `buslock`, as the holder.
     let label = Path::new(&args.command[0])
         .file_name()
@@ -66,6 +66,15 @@ pub fn run(dir: Option<&Path>, args: &RunArgs) -> Result<ExitCode, CliError> {
             },
         );
     buslock::raw::sys::kill_with_parent(&mut command);
+    if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        // Every Linux since 3.4 has it; an emulator (qemu-user) may not.
+        // The command itself is still waited for; say what is lost.
+        output::report(&format!(
+            "warning: cannot become a child subreaper (prctl: {e}): processes that \
+             '{}' leaves running in the background may outlive the lock",
+            args.command[0].to_string_lossy()
+        ));
+    }
     let child = command.spawn().map_err(|source| CliError::Spawn {
         program: program.to_string_lossy().into_owned(),
         source,
