@@ -26,6 +26,8 @@
 //! - [`raw`]: the robust PI futex lock word, the thread's robust list and
 //!   the mapped layout; the only `unsafe`.
 //! - [`lockfile`]: where lock files live, race-free creation, validation.
+//! - [`RwLock`] (`rwlock/`): a readers-writer lock on the same lock word,
+//!   with a readers table beside it.
 //! - The rest: [`Mutex`], [`MutexGuard`], [`LockView`] (read-only
 //!   inspection), [`Owner`], [`Stats`], [`Waiter`], [`Event`], [`Error`].
 
@@ -44,6 +46,7 @@ pub mod lockfile;
 mod mutex;
 pub mod owner;
 pub mod raw;
+mod rwlock;
 mod starvation;
 pub mod stats;
 mod view;
@@ -56,6 +59,7 @@ pub use identity::ProcessState;
 pub use lockfile::{DirSource, LockDir, OpenMode, validate_name};
 pub use mutex::{Builder, CHECK_INTERVAL, Held, INTERRUPT_SLICE, Mutex, MutexGuard, Wait};
 pub use owner::Owner;
+pub use rwlock::{DEAD_READER_CHECK, ReadGuard, Reader, RwBuilder, RwLock, RwStats, WriteGuard};
 pub use stats::{Histogram, LongestHold, Stats};
 pub use view::LockView;
 pub use waiters::Waiter;
