@@ -16,23 +16,34 @@ pub(super) enum Hold {
 pub(super) type Key = (u64, u64);
 
 thread_local! {
-    static HELD: RefCell<Vec<(Key, Hold)>> = const { RefCell::new(Vec::new()) };
+    /// (lock, thread id when taken, how): the thread id tells a `fork`ed
+    /// child's inherited entries (its thread is not the holder) from its
+    /// own.
+    static HELD: RefCell<Vec<(Key, u32, Hold)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// How the calling thread holds lock `key`, if it does.
 #[inline]
 pub(super) fn get(key: Key) -> Option<Hold> {
-    HELD.with(|h| h.borrow().iter().find(|(k, _)| *k == key).map(|(_, m)| *m))
+    let tid = crate::identity::tid();
+    HELD.with(|h| {
+        h.borrow()
+            .iter()
+            .find(|(k, t, _)| *k == key && *t == tid)
+            .map(|(_, _, m)| *m)
+    })
 }
 
 /// Record that the calling thread now holds `key` as `hold`.
 #[inline]
 pub(super) fn set(key: Key, hold: Hold) {
+    let tid = crate::identity::tid();
     HELD.with(|h| {
         let mut h = h.borrow_mut();
-        match h.iter_mut().find(|(k, _)| *k == key) {
-            Some(entry) => entry.1 = hold,
-            None => h.push((key, hold)),
+        h.retain(|(k, t, _)| *k != key || *t == tid);
+        match h.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(entry) => entry.2 = hold,
+            None => h.push((key, tid, hold)),
         }
     });
 }
@@ -41,5 +52,5 @@ pub(super) fn set(key: Key, hold: Hold) {
 #[inline]
 pub(super) fn clear(key: Key) {
     // During thread teardown the table may be gone already: nothing to do.
-    let _ = HELD.try_with(|h| h.borrow_mut().retain(|(k, _)| *k != key));
+    let _ = HELD.try_with(|h| h.borrow_mut().retain(|(k, _, _)| *k != key));
 }
