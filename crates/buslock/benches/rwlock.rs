@@ -60,10 +60,7 @@ impl Shared {
                 0
             );
             let page = page.cast::<u8>();
-            assert_eq!(
-                libc::pthread_rwlock_init(page.add(RW_AT).cast(), &attr),
-                0
-            );
+            assert_eq!(libc::pthread_rwlock_init(page.add(RW_AT).cast(), &attr), 0);
             Shared { page }
         }
     }
@@ -292,7 +289,10 @@ fn main() -> Result<(), BoxError> {
     println!("|---|---:|---:|---:|");
     for (what, kind) in [
         ("buslock RwLock write", Kind::BuslockRead),
-        ("pthread_rwlock wrlock (pshared, default reader preference)", Kind::PthreadRead),
+        (
+            "pthread_rwlock wrlock (pshared, default reader preference)",
+            Kind::PthreadRead,
+        ),
         ("flock LOCK_EX", Kind::FlockShared),
     ] {
         let pids = spawn_readers(kind, dir, &shared);

@@ -484,3 +484,82 @@ fn a_reader_killed_among_churning_readers_is_freed() {
     );
     assert!(rw.readers().len() <= 1);
 }
+
+#[test]
+fn a_writer_that_panics_is_reported_to_the_next_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let r = std::thread::spawn(move || {
+        let rw = open(&path);
+        let _g = rw.write().unwrap();
+        panic!("the writer stops half-way");
+    })
+    .join();
+    assert!(r.is_err());
+    let rw = open(dir.path());
+    assert!(rw.read().unwrap().previous_owner_died());
+    assert!(!rw.read().unwrap().previous_owner_died(), "told twice");
+    // A reader that panics changed nothing: nobody is told.
+    let path = dir.path().to_path_buf();
+    let _ = std::thread::spawn(move || {
+        let rw = open(&path);
+        let _g = rw.read().unwrap();
+        panic!("a reader stops");
+    })
+    .join();
+    assert!(!rw.write().unwrap().previous_owner_died());
+}
+
+#[test]
+fn an_interruptible_wait_gives_up_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = Helper::spawn("writer-hold", dir.path(), &[]);
+    writer.expect("writing");
+    let rw = open(dir.path());
+    let mut asked = 0;
+    let e = rw
+        .acquire_read(buslock::Wait::Interruptible {
+            timeout: None,
+            interrupted: &mut || {
+                asked += 1;
+                asked == 2
+            },
+        })
+        .unwrap_err();
+    assert!(matches!(e, Error::Interrupted { .. }), "{e}");
+    let e = rw
+        .acquire_write(buslock::Wait::Interruptible {
+            timeout: None,
+            interrupted: &mut || true,
+        })
+        .unwrap_err();
+    assert!(matches!(e, Error::Interrupted { .. }), "{e}");
+    // Nothing was left behind: the lock works once the writer is gone.
+    writer.kill();
+    assert!(rw.read().unwrap().previous_owner_died());
+}
+
+#[test]
+fn more_readers_than_slots_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = RwLock::reader_slots() + 8;
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let path = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                let rw = open(&path);
+                let g = rw.read().unwrap();
+                let inside = rw.readers().len();
+                std::thread::sleep(Duration::from_millis(20));
+                drop(g);
+                inside
+            })
+        })
+        .collect();
+    for t in threads {
+        assert!(t.join().unwrap() <= RwLock::reader_slots());
+    }
+    let rw = open(dir.path());
+    assert_eq!(rw.stats().reads, n as u64);
+    drop(rw.try_write().unwrap().expect("every slot given back"));
+}

@@ -23,7 +23,7 @@
 //! | offset | size | block | written by | read by |
 //! |-------:|-----:|-------|------------|---------|
 //! | 0      | 2944 | as above: header, writers' lock word, writer record, write statistics, waiters (writers in slots 0-15, readers in 16-31) | | |
-//! | 2944   | 64   | [`RwBlock`]: drain sequence, writer-waiting flag, pending death notice, admitting reader, read counters | readers and the writer | anyone |
+//! | 2944   | 64   | [`RwBlock`]: drain sequence, writer-waiting flag, pending death notice, admitting reader, read counters, occupied-slot bitmap | readers and the writer | anyone |
 //! | 3008   | 4096 | [`READER_SLOTS`] × [`WaiterSlot`]: who reads, since when | each reader, its own slot; a writer frees a dead reader's | anyone |
 //! | 7104   | 1088 | unused, zero | | |
 //!
@@ -70,6 +70,7 @@ pub const KIND_RWLOCK: u32 = 2;
 /// Number of readers that can hold a readers-writer lock at once; more
 /// wait for a free slot.
 pub const READER_SLOTS: usize = 64;
+const _: () = assert!(READER_SLOTS <= 64, "one bit per slot in RwBlock::occupied");
 
 /// The name of a header kind, for messages.
 pub fn kind_name(kind: u32) -> &'static str {
@@ -311,11 +312,12 @@ pub struct LockPage {
 /// the protocol).
 #[repr(C, align(64))]
 pub struct RwBlock {
-    /// Bumped (and woken) by every reader that leaves; a writer waiting for
-    /// readers to drain sleeps on it.
+    /// Bumped (and woken) by a reader that leaves while someone waits on
+    /// it: a writer waiting for readers to drain, or a reader waiting for a
+    /// free slot.
     pub drain_seq: AtomicU32,
-    /// Non-zero while a writer waits for readers to drain (readers then
-    /// wake it when they leave).
+    /// Non-zero while someone (holding the writers' word) waits on
+    /// `drain_seq`.
     pub writer_waiting: AtomicU32,
     /// Non-zero when a writer ended abandoned (panic, finalisation): the
     /// next holder of either kind is told, as after a death.
@@ -334,6 +336,9 @@ pub struct RwBlock {
     pub read_timeouts: AtomicU64,
     /// Sum of read waits, ns.
     pub read_wait_ns: AtomicU64,
+    /// Bit `i` set while the reader in slot `i` holds the lock: what a
+    /// writer checks (one word, not the whole table).
+    pub occupied: AtomicU64,
 }
 
 /// A readers-writer lock file as mapped in memory: the first five blocks

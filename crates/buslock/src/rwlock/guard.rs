@@ -63,7 +63,6 @@ impl Drop for ReadGuard<'_> {
         readers::release(self.lock.page(), self.slot, self.id);
         held::clear(self.lock.key);
         self.lock.lockdep.released();
-        self.lock.holds.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -153,9 +152,7 @@ impl Drop for WriteGuard<'_> {
         // its work, like one that died; the next holder is told.
         let me = self.lock.me();
         self.lock.exit_write(std::thread::panicking(), &me);
-        held::clear(self.lock.key);
         self.lock.lockdep.released();
-        self.lock.holds.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

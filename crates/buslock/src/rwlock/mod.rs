@@ -18,8 +18,9 @@
 //!   longer exist.
 //! - **Readers**, when the word is free, claim a slot and check that the
 //!   word is still free (a sequentially consistent handshake: the reader
-//!   claims, then looks at the word; the writer takes the word, then looks
-//!   at the slots; one of the two sees the other). That is the fast path: a
+//!   claims and sets its slot's bit in a bitmap, then looks at the word;
+//!   the writer takes the word, then looks at the bitmap; one of the two
+//!   sees the other). That is the fast path: a
 //!   compare-and-swap, two loads and no system call. When the word is held
 //!   (a writer writes, or waits for readers to drain), a reader queues *for
 //!   the word* like a writer, takes it, claims its slot and hands the word
@@ -74,7 +75,7 @@ mod held;
 mod readers;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use guard::{ReadGuard, WriteGuard};
@@ -149,10 +150,11 @@ pub struct RwLock {
     key: held::Key,
     label: Option<&'static [u8; TEXT_BYTES]>,
     lockdep: crate::lockdep::Class,
-    /// Holds taken through this handle and not yet released: while any
-    /// are, dropping the handle keeps the memory mapped (a leaked write
-    /// guard leaves the word on the thread's robust list).
-    holds: AtomicUsize,
+    /// Set while a thread writes through this handle (written only under
+    /// the word): dropping the handle then keeps the memory mapped (a
+    /// leaked write guard leaves the word on the thread's robust list). A
+    /// leaked read guard needs nothing: it is never touched again.
+    writing: AtomicBool,
 }
 
 /// How an [`RwLock`] is opened: [`RwLock::builder`].
@@ -228,7 +230,7 @@ impl RwBuilder {
             file: Some(file),
             key: (st.st_dev as u64, st.st_ino as u64),
             label: self.label.as_deref().map(identity::intern_label),
-            holds: AtomicUsize::new(0),
+            writing: AtomicBool::new(false),
         })
     }
 }
@@ -390,25 +392,26 @@ impl RwLock {
         }
     }
 
+    /// A read after a read, or a write after a read, from this thread. (A
+    /// write after a write, or a read after a write, is seen by the word:
+    /// it names this thread.)
+    #[inline]
     fn recursion(&self, wanted: Hold) -> Result<()> {
         match held::get(self.key) {
             None => Ok(()),
-            Some(Hold::Write) if wanted == Hold::Write => Err(Error::Recursive {
-                name: self.name.clone(),
-            }),
-            Some(held) => Err(Error::RecursiveRw {
-                name: self.name.clone(),
-                held: if held == Hold::Read {
-                    "reading"
-                } else {
-                    "writing"
-                },
-                wanted: if wanted == Hold::Read {
-                    "read"
-                } else {
-                    "write"
-                },
-            }),
+            Some(_) => Err(self.recursive("reading", wanted)),
+        }
+    }
+
+    fn recursive(&self, held: &'static str, wanted: Hold) -> Error {
+        Error::RecursiveRw {
+            name: self.name.clone(),
+            held,
+            wanted: if wanted == Hold::Read {
+                "read"
+            } else {
+                "write"
+            },
         }
     }
 
@@ -485,11 +488,13 @@ impl RwLock {
     pub fn acquire_read(&self, wait: Wait<'_>) -> Result<Option<ReadGuard<'_>>> {
         self.recursion(Hold::Read)?;
         let order = self.lockdep.before(matches!(wait, Wait::Try))?;
-        let got = self.read_inner(wait)?;
+        let got = match self.read_inner(wait) {
+            Err(Error::Recursive { .. }) => Err(self.recursive("writing", Hold::Read)),
+            other => other,
+        }?;
         if got.is_some() {
             self.lockdep.acquired(order);
             held::set(self.key, Hold::Read);
-            self.holds.fetch_add(1, Ordering::Relaxed);
         }
         Ok(got)
     }
@@ -505,8 +510,6 @@ impl RwLock {
         let got = self.write_inner(wait)?;
         if got.is_some() {
             self.lockdep.acquired(order);
-            held::set(self.key, Hold::Write);
-            self.holds.fetch_add(1, Ordering::Relaxed);
         }
         Ok(got)
     }
@@ -549,7 +552,9 @@ impl RwLock {
         };
         page.rw.admitting_tid.store(me.tid, Ordering::Relaxed);
         // Holding the word, no writer is in; claim a slot. A full table
-        // waits for a reader to leave (or die).
+        // waits for a reader to leave (leaving readers wake it, as they
+        // wake a draining writer) or die (looked for every slice).
+        page.rw.writer_waiting.store(1, Ordering::SeqCst);
         let slot = loop {
             if let Some(n) = readers::claim(page, me, clock::now_ns()) {
                 break Ok(n);
@@ -567,6 +572,7 @@ impl RwLock {
                 break Err(Some(e));
             }
         };
+        page.rw.writer_waiting.store(0, Ordering::SeqCst);
         page.rw.admitting_tid.store(0, Ordering::Relaxed);
         let slot = match slot {
             Ok(n) => n,
@@ -626,7 +632,12 @@ impl RwLock {
     /// reader being admitted, or a writer ended abandoned).
     fn after_word(&self, word_died: bool, me: &Me) -> bool {
         let page = self.page();
-        let admitting = page.rw.admitting_tid.swap(0, Ordering::Relaxed);
+        // Plain loads first: both are almost always 0, and a swap would
+        // cost an atomic read-modify-write on every write.
+        let admitting = match page.rw.admitting_tid.load(Ordering::Relaxed) {
+            0 => 0,
+            _ => page.rw.admitting_tid.swap(0, Ordering::Relaxed),
+        };
         let mut died = word_died;
         if word_died && admitting != 0 && admitting != me.tid {
             // A reader died while being admitted: count it (unless its slot
@@ -643,7 +654,9 @@ impl RwLock {
         if word_died {
             owner::repair(&page.owner);
         }
-        if page.rw.death_pending.swap(0, Ordering::Relaxed) != 0 {
+        if page.rw.death_pending.load(Ordering::Relaxed) != 0
+            && page.rw.death_pending.swap(0, Ordering::Relaxed) != 0
+        {
             died = true;
         }
         if died {
@@ -656,10 +669,12 @@ impl RwLock {
     fn write_inner(&self, wait: Wait<'_>) -> Result<Option<WriteGuard<'_>>> {
         let page = self.page();
         let me = self.me();
+        let got = self.word().try_lock().map_err(|e| self.raw_error(e))?;
+        // Read the clock only once on the uncontended path.
         let start = clock::now_ns();
         let mut until = Until::new(wait, start);
         let mut waited = false;
-        let died = match self.word().try_lock().map_err(|e| self.raw_error(e))? {
+        let died = match got {
             Acquire::Taken => self.after_word(false, &me),
             Acquire::OwnerDied => self.after_word(true, &me),
             Acquire::Busy if until.try_only => return Ok(None),
@@ -698,8 +713,9 @@ impl RwLock {
                 }
             }
         }
-        let now = clock::now_ns();
+        let now = if waited { clock::now_ns() } else { start };
         let waited_ns = waited.then(|| now.saturating_sub(start));
+        self.writing.store(true, Ordering::Relaxed);
         owner::write(&page.owner, &me, now, died, self.label.is_some());
         stats::on_acquire(&page.stats, waited_ns, false);
         Ok(Some(WriteGuard::new(
@@ -756,6 +772,7 @@ impl RwLock {
         if abandoned {
             page.rw.death_pending.store(1, Ordering::Relaxed);
         }
+        self.writing.store(false, Ordering::Relaxed);
         // Unlock cannot fail for the holding thread.
         let _ = self.word().unlock();
     }
@@ -811,7 +828,7 @@ impl RwLock {
 
 impl Drop for RwLock {
     fn drop(&mut self) {
-        if self.holds.load(Ordering::Relaxed) != 0
+        if self.writing.load(Ordering::Relaxed)
             && let Some(file) = self.file.take()
         {
             // A leaked guard: a write hold links the word into this

@@ -3,6 +3,12 @@
 //! then its process start time, so that a dead reader is recognised (its
 //! thread is gone, or its pid now names a process that started at another
 //! time) and its share freed.
+//!
+//! A slot's bit in `occupied` is set (sequentially consistent) after the
+//! slot is filled and cleared before it is emptied, so that a writer need
+//! only look at one word: a set bit always has its slot's `ident` behind
+//! it. A reader that died between claiming its slot and setting its bit
+//! never held the lock: its slot is freed, but not counted as a death.
 
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,9 +33,9 @@ pub struct Reader {
 }
 
 /// Claim a free slot for `me`, starting at a slot chosen by the thread id
-/// so that threads spread over the table. The claim is sequentially
-/// consistent: it is the reader's half of the handshake with a writer
-/// (see `mod.rs`). `None` when every slot is taken.
+/// so that threads spread over the table, and set its bit. Setting the bit
+/// is sequentially consistent: it is the reader's half of the handshake
+/// with a writer (see `mod.rs`). `None` when every slot is taken.
 #[inline]
 pub(super) fn claim(page: &RwPage, me: &Me, now_mono: u64) -> Option<usize> {
     let id = ident(me.pid, me.tid);
@@ -40,12 +46,13 @@ pub(super) fn claim(page: &RwPage, me: &Me, now_mono: u64) -> Option<usize> {
         if slot.ident.load(Ordering::Relaxed) == 0
             && slot
                 .ident
-                .compare_exchange(0, id, Ordering::SeqCst, Ordering::Relaxed)
+                .compare_exchange(0, id, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
         {
             slot.since_mono_ns.store(now_mono, Ordering::Relaxed);
             slot.program.store(me.program);
             slot.start_time.store(me.start_time, Ordering::Release);
+            page.rw.occupied.fetch_or(1 << n, Ordering::SeqCst);
             return Some(n);
         }
     }
@@ -59,22 +66,28 @@ pub(super) fn claim(page: &RwPage, me: &Me, now_mono: u64) -> Option<usize> {
 #[inline]
 pub(super) fn release(page: &RwPage, n: usize, id: u64) {
     let slot = &page.readers[n];
-    if slot
-        .ident
-        .compare_exchange(id, 0, Ordering::SeqCst, Ordering::Relaxed)
-        .is_err()
-    {
+    if slot.ident.load(Ordering::Relaxed) != id {
         return;
     }
+    page.rw.occupied.fetch_and(!(1 << n), Ordering::SeqCst);
+    slot.start_time.store(0, Ordering::Relaxed);
+    slot.ident.store(0, Ordering::Release);
     leave(page);
 }
 
-/// A reader left: bump the drain sequence and wake the writer waiting on
-/// it, if any.
+/// A reader left (its bit was cleared, sequentially consistent): if a
+/// writer waits, bump the drain sequence and wake it.
+///
+/// Why a reader that sees no waiting writer may skip both: its bit was
+/// cleared before it read `writer_waiting`, and a writer sets
+/// `writer_waiting` before it reads the drain sequence and then the bitmap
+/// (all sequentially consistent). If the reader read 0, the writer's store
+/// comes later in the single order, so the writer's look at the bitmap
+/// finds the bit cleared and it does not sleep.
 #[inline]
 pub(super) fn leave(page: &RwPage) {
-    page.rw.drain_seq.fetch_add(1, Ordering::SeqCst);
     if page.rw.writer_waiting.load(Ordering::SeqCst) != 0 {
+        page.rw.drain_seq.fetch_add(1, Ordering::SeqCst);
         crate::raw::futex::wake(&page.rw.drain_seq, 1);
     }
 }
@@ -91,30 +104,30 @@ fn is_dead(slot: &WaiterSlot, id: u64) -> bool {
     start != 0 && !process_state(pid, start).is_alive()
 }
 
-/// Whether any slot is taken (after a sequentially consistent fence: the
-/// writer's half of the handshake).
+/// Whether any reader holds the lock (after a sequentially consistent
+/// fence: the writer's half of the handshake).
 #[inline]
 pub(super) fn any(page: &RwPage) -> bool {
     fence(Ordering::SeqCst);
-    page.readers
-        .iter()
-        .any(|s| s.ident.load(Ordering::SeqCst) != 0)
+    page.rw.occupied.load(Ordering::SeqCst) != 0
 }
 
-/// Free the slots of readers that died; returns how many. Each is counted
-/// once in the reader deaths (the compare-and-swap decides who frees it).
+/// Free the slots of readers that died; returns how many of them held the
+/// lock, each counted once in the reader deaths. The bit is cleared while
+/// the dead reader's `ident` still keeps the slot from being claimed, so
+/// it can only be that reader's; whoever clears a set bit counts it.
 pub(super) fn reap(page: &RwPage) -> u64 {
     let mut freed = 0;
-    for slot in &page.readers {
+    for (n, slot) in page.readers.iter().enumerate() {
         let id = slot.ident.load(Ordering::Acquire);
-        if id != 0
-            && is_dead(slot, id)
-            && slot
+        if id != 0 && is_dead(slot, id) {
+            let bit = 1u64 << n;
+            if page.rw.occupied.fetch_and(!bit, Ordering::SeqCst) & bit != 0 {
+                freed += 1;
+            }
+            let _ = slot
                 .ident
-                .compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            freed += 1;
+                .compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
     if freed > 0 {
@@ -128,9 +141,10 @@ pub(super) fn reap(page: &RwPage) -> u64 {
 /// (a writer frees and counts them) and not listed.
 pub(super) fn list(page: &RwPage) -> Vec<Reader> {
     let mut out = Vec::new();
-    for slot in &page.readers {
+    let occupied = page.rw.occupied.load(Ordering::Acquire);
+    for (n, slot) in page.readers.iter().enumerate() {
         let id = slot.ident.load(Ordering::Acquire);
-        if id == 0 {
+        if id == 0 || occupied & (1 << n) == 0 {
             continue;
         }
         let start = slot.start_time.load(Ordering::Acquire);
