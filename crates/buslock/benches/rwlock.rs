@@ -336,7 +336,7 @@ fn main() -> Result<(), BoxError> {
         stop(&shared, &pids);
         let done = waits.len();
         if done == 0 {
-            println!("| {what} | starved | starved | 0 |");
+            println!("| {what} | starved (no write within 5 s) | | 0 |");
             continue;
         }
         let max = waits.iter().copied().fold(0.0, f64::max);
