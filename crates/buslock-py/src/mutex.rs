@@ -35,7 +35,7 @@ type ReopenArgs = (String, PathBuf, Option<PathBuf>);
 
 /// A Python argument taken for its truth value, as `threading.Lock.acquire`
 /// takes `blocking` (`acquire(0)` does not wait, `acquire(1)` does).
-pub(crate) struct Truthy(bool);
+pub(crate) struct Truthy(pub(crate) bool);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for Truthy {
     type Error = PyErr;

@@ -59,7 +59,10 @@ pub use identity::ProcessState;
 pub use lockfile::{DirSource, LockDir, OpenMode, validate_name};
 pub use mutex::{Builder, CHECK_INTERVAL, Held, INTERRUPT_SLICE, Mutex, MutexGuard, Wait};
 pub use owner::Owner;
-pub use rwlock::{DEAD_READER_CHECK, ReadGuard, Reader, RwBuilder, RwLock, RwStats, WriteGuard};
+pub use rwlock::{
+    DEAD_READER_CHECK, ReadGuard, ReadHeld, Reader, RwBuilder, RwLock, RwStats, WriteGuard,
+    WriteHeld,
+};
 pub use stats::{Histogram, LongestHold, Stats};
 pub use view::LockView;
 pub use waiters::Waiter;

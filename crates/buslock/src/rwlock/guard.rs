@@ -50,6 +50,134 @@ impl<'a> ReadGuard<'a> {
     pub fn rwlock(guard: &Self) -> &'a RwLock {
         guard.lock
     }
+
+    /// Keep the hold without the guard (for bindings that cannot keep a
+    /// borrowing guard, as Python's `acquire_read()`/`release_read()`):
+    /// release it with [`RwLock::release_read`] from the same thread.
+    pub fn into_held(self) -> ReadHeld {
+        let held = ReadHeld {
+            slot: self.slot,
+            id: self.id,
+            died: self.died,
+            waited_ns: self.waited_ns,
+        };
+        core::mem::forget(self);
+        held
+    }
+
+    pub(super) fn release(lock: &RwLock, slot: usize, id: u64) {
+        readers::release(lock.page(), slot, id);
+        held::clear(lock.key);
+        lock.lockdep.released();
+    }
+}
+
+/// A read hold kept without its guard ([`ReadGuard::into_held`]).
+#[derive(Debug)]
+pub struct ReadHeld {
+    slot: usize,
+    id: u64,
+    died: bool,
+    waited_ns: u64,
+}
+
+impl ReadHeld {
+    /// As [`ReadGuard::previous_owner_died`].
+    pub fn previous_owner_died(&self) -> bool {
+        self.died
+    }
+
+    /// As [`ReadGuard::waited`].
+    pub fn waited(&self) -> Duration {
+        Duration::from_nanos(self.waited_ns)
+    }
+
+    /// Whether the calling thread took it.
+    pub fn is_mine(&self) -> bool {
+        let me = identity::me();
+        ident(me.pid, me.tid) == self.id
+    }
+}
+
+/// A write hold kept without its guard ([`WriteGuard::into_held`]).
+#[derive(Debug)]
+pub struct WriteHeld {
+    tid: u32,
+    died: bool,
+    waited_ns: u64,
+}
+
+impl WriteHeld {
+    /// As [`WriteGuard::previous_owner_died`].
+    pub fn previous_owner_died(&self) -> bool {
+        self.died
+    }
+
+    /// As [`WriteGuard::waited`].
+    pub fn waited(&self) -> Duration {
+        Duration::from_nanos(self.waited_ns)
+    }
+
+    /// Whether the calling thread took it.
+    pub fn is_mine(&self) -> bool {
+        identity::tid() == self.tid
+    }
+}
+
+impl RwLock {
+    /// Release a read hold kept with [`ReadGuard::into_held`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotOwner`](crate::Error::NotOwner) when another thread
+    /// took it (nothing is released; `held` is given back).
+    pub fn release_read(&self, held: ReadHeld) -> Result<(), (crate::Error, ReadHeld)> {
+        if !held.is_mine() {
+            return Err((self.not_owner(), held));
+        }
+        ReadGuard::release(self, held.slot, held.id);
+        Ok(())
+    }
+
+    /// Release a write hold kept with [`WriteGuard::into_held`];
+    /// `abandoned` reports it to the next holder as a death (a Python
+    /// object finalised while it writes).
+    ///
+    /// # Errors
+    ///
+    /// As [`RwLock::release_read`].
+    pub fn release_write(
+        &self,
+        held: WriteHeld,
+        abandoned: bool,
+    ) -> Result<(), (crate::Error, WriteHeld)> {
+        if !held.is_mine() {
+            return Err((self.not_owner(), held));
+        }
+        let me = self.me();
+        self.exit_write(abandoned, &me);
+        self.lockdep.released();
+        Ok(())
+    }
+
+    /// [`WriteGuard::downgrade`] for a kept write hold.
+    ///
+    /// # Errors
+    ///
+    /// As [`RwLock::release_read`].
+    pub fn downgrade_held(&self, held: WriteHeld) -> Result<ReadHeld, (crate::Error, WriteHeld)> {
+        if !held.is_mine() {
+            return Err((self.not_owner(), held));
+        }
+        let guard = WriteGuard::new(self, held.tid, held.died, held.waited_ns);
+        Ok(guard.downgrade().into_held())
+    }
+
+    fn not_owner(&self) -> crate::Error {
+        crate::Error::NotOwner {
+            name: self.name.clone(),
+        }
+    }
 }
 
 impl Drop for ReadGuard<'_> {
@@ -60,9 +188,7 @@ impl Drop for ReadGuard<'_> {
             // A fork()ed child dropping its copy: the parent reads.
             return;
         }
-        readers::release(self.lock.page(), self.slot, self.id);
-        held::clear(self.lock.key);
-        self.lock.lockdep.released();
+        ReadGuard::release(self.lock, self.slot, self.id);
     }
 }
 
@@ -112,6 +238,18 @@ impl<'a> WriteGuard<'a> {
     /// The lock this guard holds.
     pub fn rwlock(guard: &Self) -> &'a RwLock {
         guard.lock
+    }
+
+    /// Keep the hold without the guard (for bindings): release it with
+    /// [`RwLock::release_write`] from the same thread.
+    pub fn into_held(self) -> WriteHeld {
+        let held = WriteHeld {
+            tid: self.tid,
+            died: self.died,
+            waited_ns: self.waited_ns,
+        };
+        core::mem::forget(self);
+        held
     }
 
     /// Turn this write hold into a read hold with no moment in between

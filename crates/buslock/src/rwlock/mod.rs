@@ -78,7 +78,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub use guard::{ReadGuard, WriteGuard};
+pub use guard::{ReadGuard, ReadHeld, WriteGuard, WriteHeld};
 pub use readers::Reader;
 
 use crate::clock;
@@ -824,6 +824,12 @@ impl RwLock {
     pub const fn reader_slots() -> usize {
         READER_SLOTS
     }
+}
+
+/// The readers of the readers-writer lock mapped by `file` (for
+/// [`crate::LockView`]; the caller checked the kind).
+pub(crate) fn readers_of(file: &LockFile) -> Vec<Reader> {
+    readers::list(file.map.rw_page())
 }
 
 impl Drop for RwLock {

@@ -140,6 +140,8 @@ pub(super) fn reap(page: &RwPage) -> u64 {
 /// The readers now, longest holding first; slots of dead readers are left
 /// (a writer frees and counts them) and not listed.
 pub(super) fn list(page: &RwPage) -> Vec<Reader> {
+    // The realtime offset is set by the first calibration.
+    clock::refine();
     let mut out = Vec::new();
     let occupied = page.rw.occupied.load(Ordering::Acquire);
     for (n, slot) in page.readers.iter().enumerate() {
