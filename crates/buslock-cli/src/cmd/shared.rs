@@ -11,7 +11,9 @@ use crate::error::CliError;
 use crate::output;
 use crate::signals::{self, Signals};
 
-/// The lock `hold` or `run` takes.
+/// The lock `hold` or `run` takes (one per process: the size difference
+/// between the two does not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum Lock {
     /// A mutex, held alone.
     Mutex(Mutex),
