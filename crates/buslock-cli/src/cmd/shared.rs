@@ -117,3 +117,9 @@ pub fn take<'a>(
         Err(e) => Err(e.into()),
     }
 }
+
+/// Whether a JSON `kind` is the mutex's (left out of the output, which
+/// stays as it was before readers-writer locks).
+pub fn is_mutex(kind: &&'static str) -> bool {
+    *kind == "mutex"
+}

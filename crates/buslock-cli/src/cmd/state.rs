@@ -22,7 +22,9 @@ struct StateJson {
     holder: Option<HolderJson>,
     waiters: Vec<WaiterJson>,
     stats: StatsJson,
-    /// "mutex" or "rwlock" (whose holder is its writer).
+    /// "rwlock" for a readers-writer lock (whose holder is its writer);
+    /// left out for a mutex, so a mutex's JSON is as it was.
+    #[serde(skip_serializing_if = "super::shared::is_mutex")]
     kind: &'static str,
     /// A readers-writer lock's readers: (pid, tid, program).
     #[serde(skip_serializing_if = "Vec::is_empty")]
