@@ -641,12 +641,13 @@ impl RwLock {
         let mut died = word_died;
         if word_died && admitting != 0 && admitting != me.tid {
             // A reader died while being admitted: count it (unless its slot
-            // is still there, which the drain counts), tell nobody.
+            // holds its bit: then the drain's reaping counts it), tell
+            // nobody.
             died = false;
-            let in_table = page
-                .readers
-                .iter()
-                .any(|s| s.ident.load(Ordering::Acquire) as u32 == admitting);
+            let occupied = page.rw.occupied.load(Ordering::Acquire);
+            let in_table = page.readers.iter().enumerate().any(|(n, s)| {
+                s.ident.load(Ordering::Acquire) as u32 == admitting && occupied & (1 << n) != 0
+            });
             if !in_table {
                 page.rw.reader_deaths.fetch_add(1, Ordering::Relaxed);
             }
@@ -818,6 +819,19 @@ impl RwLock {
             read_timeouts: rw.read_timeouts.load(Ordering::Relaxed),
             reader_deaths: rw.reader_deaths.load(Ordering::Relaxed),
         }
+    }
+
+    /// The raw shared state: (writers' word, admitting reader's tid,
+    /// held-slot bitmap). For the torture harness, which inspects a
+    /// stopped process; not a stable interface.
+    #[doc(hidden)]
+    pub fn raw_state(&self) -> (u32, u32, u64) {
+        let page = self.page();
+        (
+            self.word().word(),
+            page.rw.admitting_tid.load(Ordering::Acquire),
+            page.rw.occupied.load(Ordering::Acquire),
+        )
     }
 
     /// Number of reader slots: the most readers that hold it at once.
