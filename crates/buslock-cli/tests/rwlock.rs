@@ -48,6 +48,19 @@ fn two_readers_hold_it_at_once_and_state_lists_both() {
     let out = run(c);
     assert!(out.stdout.contains("table (rwlock)"), "{}", out.stdout);
     assert!(out.stdout.contains("read by 2"), "{}", out.stdout);
+    let mut c = buslock(dir.path());
+    c.arg("doctor");
+    let out = run(c);
+    assert!(
+        out.stdout.contains("table.lock: valid lock file (rwlock)")
+            && out.stdout.contains("read by 2"),
+        "{}",
+        out.stdout
+    );
+    let mut c = buslock(dir.path());
+    c.args(["stats", "table"]);
+    let out = run(c);
+    assert!(out.stdout.contains("reads    2 reads"), "{}", out.stdout);
     a.signal(Signal::TERM);
     b.signal(Signal::TERM);
     assert_eq!(a.finish().code(), 0);

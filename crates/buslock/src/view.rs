@@ -176,6 +176,19 @@ impl LockView {
         self.file.borrow().kind() == crate::raw::layout::KIND_RWLOCK
     }
 
+    /// A readers-writer lock's statistics, both sides (`None` for a
+    /// mutex: see [`LockView::stats`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`LockView::follow`].
+    pub fn rw_stats(&self) -> Result<Option<crate::RwStats>> {
+        if !self.is_rwlock() {
+            return Ok(None);
+        }
+        self.read(|f| Some(crate::rwlock::stats_of(f)))
+    }
+
     /// The readers holding a readers-writer lock now (none for a mutex).
     ///
     /// # Errors

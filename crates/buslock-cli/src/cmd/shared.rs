@@ -123,3 +123,18 @@ pub fn take<'a>(
 pub fn is_mutex(kind: &&'static str) -> bool {
     *kind == "mutex"
 }
+
+/// The read side of a readers-writer lock's statistics, for `stats` (the
+/// figures `stats` prints first are its writes).
+pub fn read_stats_text(r: &buslock::RwStats) -> String {
+    format!(
+        "reads    {} reads, {} waited (total {}), {} timeouts, {} reader deaths; \
+         the figures above are writes ({} writer deaths)\n",
+        r.reads,
+        r.reads_contended,
+        crate::render::duration(r.read_wait),
+        r.read_timeouts,
+        r.reader_deaths,
+        r.writer_deaths
+    )
+}

@@ -807,18 +807,7 @@ impl RwLock {
 
     /// The statistics.
     pub fn stats(&self) -> RwStats {
-        let page = self.page();
-        let rw = &page.rw;
-        let writes = stats::snapshot(&page.stats);
-        RwStats {
-            writer_deaths: writes.owner_died,
-            writes,
-            reads: rw.read_acquisitions.load(Ordering::Relaxed),
-            reads_contended: rw.read_contended.load(Ordering::Relaxed),
-            read_wait: Duration::from_nanos(rw.read_wait_ns.load(Ordering::Relaxed)),
-            read_timeouts: rw.read_timeouts.load(Ordering::Relaxed),
-            reader_deaths: rw.reader_deaths.load(Ordering::Relaxed),
-        }
+        stats_of(self.file())
     }
 
     /// The raw shared state: (writers' word, admitting reader's tid,
@@ -837,6 +826,23 @@ impl RwLock {
     /// Number of reader slots: the most readers that hold it at once.
     pub const fn reader_slots() -> usize {
         READER_SLOTS
+    }
+}
+
+/// The statistics of the readers-writer lock mapped by `file` (the caller
+/// checked the kind).
+pub(crate) fn stats_of(file: &LockFile) -> RwStats {
+    let page = file.map.rw_page();
+    let rw = &page.rw;
+    let writes = stats::snapshot(&page.stats);
+    RwStats {
+        writer_deaths: writes.owner_died,
+        writes,
+        reads: rw.read_acquisitions.load(Ordering::Relaxed),
+        reads_contended: rw.read_contended.load(Ordering::Relaxed),
+        read_wait: Duration::from_nanos(rw.read_wait_ns.load(Ordering::Relaxed)),
+        read_timeouts: rw.read_timeouts.load(Ordering::Relaxed),
+        reader_deaths: rw.reader_deaths.load(Ordering::Relaxed),
     }
 }
 
