@@ -691,8 +691,8 @@ impl RwLock {
                 }
             }
         };
-        // The writer's half of the handshake (a fence, then the slots).
-        if readers::any(page) {
+        // The writer's half of the handshake (see `readers::any_rmw`).
+        if readers::any_rmw(page) {
             waited = true;
             let drained = {
                 let _listed = WaiterEntry::enter(&page.waiters[WRITER_WAITERS], &me, start);

@@ -112,6 +112,21 @@ pub(super) fn any(page: &RwPage) -> bool {
     page.rw.occupied.load(Ordering::SeqCst) != 0
 }
 
+/// [`any`] for the writer's first look, as one sequentially consistent
+/// read-modify-write of the bitmap (`0 → 0`) instead of a fence and a load:
+/// cheaper on x86, where a full fence costs more than a locked instruction
+/// on a line the writer usually has already. Why it is enough: a reader's
+/// bit is set by a read-modify-write of the same word, so the two are
+/// ordered; if the reader's comes later it reads from ours and so sees the
+/// word this writer took before (and backs out); if earlier, we see its bit.
+#[inline]
+pub(super) fn any_rmw(page: &RwPage) -> bool {
+    page.rw
+        .occupied
+        .compare_exchange(0, 0, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+}
+
 /// Free the slots of readers that died; returns how many of them held the
 /// lock, each counted once in the reader deaths. The bit is cleared while
 /// the dead reader's `ident` still keeps the slot from being claimed, so
