@@ -20,8 +20,9 @@
 //!   word is still free (a sequentially consistent handshake: the reader
 //!   claims and sets its slot's bit in a bitmap, then looks at the word;
 //!   the writer takes the word, then looks at the bitmap; one of the two
-//!   sees the other). That is the fast path: a
-//!   compare-and-swap, two loads and no system call. When the word is held
+//!   sees the other). That is the fast path: a compare-and-swap on the
+//!   slot, an atomic OR on the bitmap, two loads of the word and no system
+//!   call (release: an atomic AND, two stores, one load). When the word is held
 //!   (a writer writes, or waits for readers to drain), a reader queues *for
 //!   the word* like a writer, takes it, claims its slot and hands the word
 //!   on at once. So:
