@@ -199,19 +199,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn per_op(iters: u64, mut op: impl FnMut()) -> f64 {
-    let rounds: Vec<f64> = (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                op();
-            }
-            t.elapsed().as_nanos() as f64 / iters as f64
-        })
-        .collect();
-    median(rounds)
-}
-
 fn main() -> Result<(), BoxError> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
@@ -219,30 +206,64 @@ fn main() -> Result<(), BoxError> {
     let locks = open_locks(dir)?;
 
     // 1. Uncontended.
-    println!("## uncontended lock + unlock (one thread), ns, median of 7 rounds");
-    let n = 200_000;
+    println!("## uncontended lock + unlock (one thread), ns, median of 9 interleaved rounds");
+    let n = 100_000;
     // Warm up (clock calibration, identity).
-    per_op(n, || drop(black_box(locks.mutex.lock().unwrap())));
-    let mutex = per_op(n, || drop(black_box(locks.mutex.lock().unwrap())));
-    let read = per_op(n, || drop(black_box(locks.rw.read().unwrap())));
-    let write = per_op(n, || drop(black_box(locks.rw.write().unwrap())));
-    let pt_read = per_op(n, || {
-        shared.rdlock();
-        shared.unlock();
-    });
-    let pt_write = per_op(n, || {
-        shared.wrlock();
-        shared.unlock();
-    });
+    for _ in 0..n {
+        drop(black_box(locks.mutex.lock().unwrap()));
+        drop(black_box(locks.rw.read().unwrap()));
+        drop(black_box(locks.rw.write().unwrap()));
+    }
     let fd = locks.flock_file.as_fd();
-    let fl_sh = per_op(n / 4, || {
-        flock(fd, FlockOperation::LockShared).unwrap();
-        flock(fd, FlockOperation::Unlock).unwrap();
-    });
-    let fl_ex = per_op(n / 4, || {
-        flock(fd, FlockOperation::LockExclusive).unwrap();
-        flock(fd, FlockOperation::Unlock).unwrap();
-    });
+    // The candidates take turns round by round, so that load from other
+    // work on the machine falls on all of them alike.
+    let mut ops: Vec<(u64, Box<dyn FnMut() + '_>)> = vec![
+        (n, Box::new(|| drop(black_box(locks.mutex.lock().unwrap())))),
+        (n, Box::new(|| drop(black_box(locks.rw.read().unwrap())))),
+        (n, Box::new(|| drop(black_box(locks.rw.write().unwrap())))),
+        (
+            n,
+            Box::new(|| {
+                shared.rdlock();
+                shared.unlock();
+            }),
+        ),
+        (
+            n,
+            Box::new(|| {
+                shared.wrlock();
+                shared.unlock();
+            }),
+        ),
+        (
+            n / 8,
+            Box::new(|| {
+                flock(fd, FlockOperation::LockShared).unwrap();
+                flock(fd, FlockOperation::Unlock).unwrap();
+            }),
+        ),
+        (
+            n / 8,
+            Box::new(|| {
+                flock(fd, FlockOperation::LockExclusive).unwrap();
+                flock(fd, FlockOperation::Unlock).unwrap();
+            }),
+        ),
+    ];
+    let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
+    for _ in 0..9 {
+        for (i, (iters, op)) in ops.iter_mut().enumerate() {
+            let t = Instant::now();
+            for _ in 0..*iters {
+                op();
+            }
+            rounds[i].push(t.elapsed().as_nanos() as f64 / *iters as f64);
+        }
+    }
+    drop(ops);
+    let m: Vec<f64> = rounds.into_iter().map(median).collect();
+    let (mutex, read, write, pt_read, pt_write, fl_sh, fl_ex) =
+        (m[0], m[1], m[2], m[3], m[4], m[5], m[6]);
     println!("| candidate | ns | vs buslock mutex |");
     println!("|---|---:|---:|");
     for (what, ns) in [
