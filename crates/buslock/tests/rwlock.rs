@@ -566,3 +566,34 @@ fn more_readers_than_slots_take_turns() {
     assert_eq!(rw.stats().reads, n as u64);
     drop(rw.try_write().unwrap().expect("every slot given back"));
 }
+
+#[test]
+fn readers_queued_behind_a_writer_get_in_together_before_a_later_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let rw = open(dir.path());
+    let w = rw.write().unwrap();
+    let mut readers: Vec<_> = (0..2)
+        .map(|_| Helper::spawn("overlap", dir.path(), &[("READERS", "2".into())]))
+        .collect();
+    wait_until("two readers queued", || rw.readers_waiting().len() == 2);
+    // A waiter is listed just before it enters the kernel's queue; the
+    // writer below is a new process (milliseconds to start), and this
+    // pause makes sure the listed readers are queued first.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut writer = Helper::spawn("writer-log", dir.path(), &[]);
+    writer.expect("queued");
+    wait_until("the second writer queued", || {
+        rw.writers_waiting().len() == 1
+    });
+    drop(w);
+    // Both readers must be inside at once: had the later writer got in
+    // between them, the first would wait for the second in vain.
+    for r in &mut readers {
+        assert_eq!(r.expect("overlap"), "2");
+    }
+    assert_eq!(writer.expect("writing"), "died=false");
+    for r in readers {
+        assert!(r.wait().success());
+    }
+    assert!(writer.wait().success());
+}
