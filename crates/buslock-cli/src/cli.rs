@@ -114,6 +114,9 @@ pub struct HoldArgs {
     /// Give up (exit 4) if the lock is not free within DUR.
     #[arg(long, value_name = "DUR", value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// NAME is a readers-writer lock: take a shared (read) hold.
+    #[arg(long)]
+    pub read: bool,
 }
 
 /// Arguments of `run`.
@@ -125,6 +128,9 @@ pub struct RunArgs {
     /// Give up (exit 4) if the lock is not free within DUR.
     #[arg(long, value_name = "DUR", value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// NAME is a readers-writer lock: run with a shared (read) hold.
+    #[arg(long)]
+    pub read: bool,
     /// The command and its arguments (put them after `--`).
     #[arg(
         value_name = "CMD",

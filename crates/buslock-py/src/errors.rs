@@ -16,7 +16,9 @@ pub(crate) fn to_py(py: Python<'_>, err: buslock::Error) -> PyErr {
             "this thread already holds lock '{name}': buslock mutexes are not recursive; \
              call release() first"
         )),
-        buslock::Error::NotOwner { .. } => PyRuntimeError::new_err(message),
+        buslock::Error::NotOwner { .. } | buslock::Error::RecursiveRw { .. } => {
+            PyRuntimeError::new_err(message)
+        }
         buslock::Error::InvalidName { .. } => buslock_error(py, "InvalidName", message),
         buslock::Error::LockOrder { .. } => buslock_error(py, "LockOrderError", message),
         buslock::Error::Deadlock { .. } => buslock_error(py, "DeadlockError", message),

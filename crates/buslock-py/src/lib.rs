@@ -11,6 +11,7 @@
 mod errors;
 mod info;
 mod mutex;
+mod rwlock;
 mod time;
 
 use std::path::PathBuf;
@@ -45,6 +46,9 @@ fn bus_lock_name(py: Python<'_>, path: PathBuf) -> PyResult<String> {
 #[pymodule]
 fn _buslock(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mutex::PyMutex>()?;
+    m.add_class::<rwlock::PyRwLock>()?;
+    m.add_class::<rwlock::PyReader>()?;
+    m.add_class::<rwlock::PyHold>()?;
     m.add_class::<info::PyOwner>()?;
     m.add_class::<info::PyStats>()?;
     m.add_class::<info::PyLongestHold>()?;

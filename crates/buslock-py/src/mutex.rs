@@ -43,7 +43,7 @@ type ReopenArgs = (
 
 /// A Python argument taken for its truth value, as `threading.Lock.acquire`
 /// takes `blocking` (`acquire(0)` does not wait, `acquire(1)` does).
-pub(crate) struct Truthy(bool);
+pub(crate) struct Truthy(pub(crate) bool);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for Truthy {
     type Error = PyErr;

@@ -4,6 +4,7 @@
 //! ```text
 //! buslock-torture crash   --workers N --kills K --dir D [--hold-us H] [--pause-us P] [--gap-us G] [--stall-limit-ms S] [--sliced] [--abba]
 //! buslock-torture contend --procs N --count C --dir D [--deadline-s S]
+//! buslock-torture rwcrash --workers N --kills K --dir D [--hold-us H] [--gap-us G] [--stall-limit-ms S] [--seed X]
 //! ```
 //!
 //! Both print a summary and exit 1 on any violation, 2 on a usage or setup
@@ -19,6 +20,7 @@ mod contend;
 mod crash;
 mod futex;
 mod helpers;
+mod rwcrash;
 mod shared;
 
 use std::process::ExitCode;
@@ -27,7 +29,8 @@ use args::Args;
 
 const USAGE: &str = "usage:
   buslock-torture crash   --workers N --kills K --dir D [--hold-us H] [--pause-us P] [--gap-us G] [--stall-limit-ms S] [--seed X] [--sliced] [--abba]
-  buslock-torture contend --procs N --count C --dir D [--deadline-s S]";
+  buslock-torture contend --procs N --count C --dir D [--deadline-s S]
+  buslock-torture rwcrash --workers N --kills K --dir D [--hold-us H] [--gap-us G] [--stall-limit-ms S] [--seed X]";
 
 /// What a subcommand found: `Ok(true)` all checks passed, `Ok(false)` a
 /// violation was found (already printed).
@@ -37,6 +40,8 @@ fn run(cmd: &str, args: &Args) -> Outcome {
     match cmd {
         "crash" => crash::run(&crash::Config::from_args(args)?),
         "contend" => contend::run(&contend::Config::from_args(args)?),
+        "rwcrash" => rwcrash::run(&rwcrash::Config::from_args(args)?),
+        "__rw-worker" => rwcrash::worker(args).map(|()| true),
         "__crash-worker" => crash::worker::run(args).map(|()| true),
         "__contend-worker" => contend::worker(args).map(|()| true),
         "__hold" => helpers::hold(args).map(|()| true),

@@ -274,6 +274,38 @@ pub enum Error {
         name: String,
     },
 
+    /// The lock file holds another kind of lock than the one asked for
+    /// (one name is one primitive: a mutex or a readers-writer lock).
+    #[error(
+        "lock file '{}' holds a {found}, not a {expected}: one name is one kind of lock; open it \
+         as a {found}, or choose another name",
+        path.display()
+    )]
+    WrongKind {
+        /// The lock file.
+        path: PathBuf,
+        /// The kind it holds.
+        found: &'static str,
+        /// The kind asked for.
+        expected: &'static str,
+    },
+
+    /// A thread that holds a readers-writer lock asked for it again (read
+    /// after read, write after read, read after write).
+    #[error(
+        "this thread is already {held} lock '{name}' and asked to {wanted} it: a second read \
+         could deadlock behind a waiting writer and a write after a read always would; release \
+         the guard first (a writer can downgrade to a reader)"
+    )]
+    RecursiveRw {
+        /// The lock name.
+        name: String,
+        /// "reading" or "writing".
+        held: &'static str,
+        /// "read" or "write".
+        wanted: &'static str,
+    },
+
     /// The lock file was unlinked or replaced more often than one handle
     /// follows.
     #[error(

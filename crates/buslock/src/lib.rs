@@ -35,8 +35,10 @@
 //!    [`DirSource`], [`OpenMode`] and [`validate_name`]): where lock files
 //!    live, names, race-free creation, mapping and validation of a lock
 //!    file.
-//! 3. **primitives** (`src/mutex/` and the modules beside it): [`Mutex`],
-//!    its [`MutexGuard`] and [`Builder`], following a replaced lock file,
+//! 3. **primitives** (`src/mutex/`, `src/rwlock/` and the modules beside
+//!    them): [`Mutex`], its [`MutexGuard`] and [`Builder`]; [`RwLock`], a
+//!    readers-writer lock on the same lock word with a readers table
+//!    beside it; following a replaced lock file,
 //!    the owner record, statistics, waiters table and event ring kept in
 //!    the page, read-only inspection ([`LockView`],
 //!    [`Owner`], [`Stats`], [`Waiter`], [`Event`]), lock-order checking
@@ -79,6 +81,7 @@ mod mutex;
 mod owner;
 #[doc(hidden)]
 pub mod raw;
+mod rwlock;
 mod starvation;
 mod stats;
 mod view;
@@ -92,6 +95,10 @@ pub use identity::ProcessState;
 pub use lockfile::{DirSource, LockDir, OpenMode, validate_name};
 pub use mutex::{Builder, CHECK_INTERVAL, Held, INTERRUPT_SLICE, Mutex, MutexGuard, Wait};
 pub use owner::Owner;
+pub use rwlock::{
+    DEAD_READER_CHECK, ReadGuard, ReadHeld, Reader, RwBuilder, RwLock, RwStats, WriteGuard,
+    WriteHeld,
+};
 pub use stats::{Histogram, LongestHold, Stats};
 pub use view::LockView;
 pub use waiters::Waiter;

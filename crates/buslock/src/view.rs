@@ -148,14 +148,57 @@ impl LockView {
     /// Completed holds numbered `from` and later still in the ring of the
     /// file in view, and the number to pass next time (see
     /// [`crate::Mutex::events_since`]). Does not follow a replaced file:
-    /// call [`LockView::follow`] first.
+    /// call [`LockView::follow`] first. A readers-writer lock keeps no
+    /// events (yet): none.
     pub fn events_since(&self, from: u64) -> (Vec<Event>, u64) {
+        if self.is_rwlock() {
+            return (Vec::new(), from);
+        }
         events::read_from(&self.file.borrow().map.page().events, from)
     }
 
-    /// Number of holds recorded in the ring of the file in view.
+    /// Number of holds recorded in the ring of the file in view (0 for a
+    /// readers-writer lock).
     pub fn event_head(&self) -> u64 {
+        if self.is_rwlock() {
+            return 0;
+        }
         events::head(&self.file.borrow().map.page().events)
+    }
+
+    /// What the lock is: `"mutex"` or `"rwlock"` (a readers-writer lock,
+    /// whose [`LockView::owner`] is its writer).
+    pub fn kind(&self) -> &'static str {
+        crate::raw::layout::kind_name(self.file.borrow().kind())
+    }
+
+    fn is_rwlock(&self) -> bool {
+        self.file.borrow().kind() == crate::raw::layout::KIND_RWLOCK
+    }
+
+    /// A readers-writer lock's statistics, both sides (`None` for a
+    /// mutex: see [`LockView::stats`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`LockView::follow`].
+    pub fn rw_stats(&self) -> Result<Option<crate::RwStats>> {
+        if !self.is_rwlock() {
+            return Ok(None);
+        }
+        self.read(|f| Some(crate::rwlock::stats_of(f)))
+    }
+
+    /// The readers holding a readers-writer lock now (none for a mutex).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`LockView::follow`].
+    pub fn readers(&self) -> Result<Vec<crate::Reader>> {
+        if !self.is_rwlock() {
+            return Ok(Vec::new());
+        }
+        self.read(crate::rwlock::readers_of)
     }
 
     /// The directory the lock lives in.

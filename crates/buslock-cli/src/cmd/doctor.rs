@@ -269,15 +269,21 @@ fn check_lock(dir: &LockDir, file: &str, name: &str, meta: &std::fs::Metadata, r
     };
     let stale = m.stale_waiters().map(|w| w.len()).unwrap_or(0);
     let owner = m.owner().ok().flatten();
+    let readers = m.readers().map(|r| r.len()).unwrap_or(0);
     let state = match &owner {
+        None if readers > 0 => format!("read by {readers}"),
         None => "free".to_owned(),
         Some(o) if o.is_alive() => format!("held by {:#}", o.unescaped()),
         Some(_) => "free (holder died)".to_owned(),
     };
+    let kind = match m.kind() {
+        "mutex" => String::new(),
+        kind => format!(" ({kind})"),
+    };
     r.add(
         file,
         Level::Ok,
-        format!("valid lock file (layout, ABI and PID namespace match), {state}"),
+        format!("valid lock file{kind} (layout, ABI and PID namespace match), {state}"),
     );
     if let Some(o) = owner.as_ref().filter(|o| !o.is_alive()) {
         r.add(

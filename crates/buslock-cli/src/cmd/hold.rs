@@ -23,8 +23,8 @@ const POLL: Duration = Duration::from_millis(10);
 /// always goes to standard error too.
 pub fn run(dir: Option<&Path>, args: &HoldArgs) -> Result<ExitCode, CliError> {
     let sig = Signals::install()?;
-    let m = super::open_for_locking(dir, &args.name, None)?;
-    let guard = super::acquire(&m, args.timeout, &sig)?;
+    let m = super::shared::open(dir, &args.name, None, args.read)?;
+    let guard = super::shared::take(&m, args.timeout, &sig)?;
     let start = Instant::now();
     let style = Style::detect();
     let mut stdout_ok = true;
@@ -41,7 +41,8 @@ pub fn run(dir: Option<&Path>, args: &HoldArgs) -> Result<ExitCode, CliError> {
         }
     };
     say(format!(
-        "holding lock '{}' (pid {}, waited {}){}\n",
+        "{} lock '{}' (pid {}, waited {}){}\n",
+        if args.read { "reading" } else { "holding" },
         args.name,
         std::process::id(),
         render::duration(guard.waited()),

@@ -17,8 +17,16 @@ use crate::render::{self, Cell, Style, Table, escape};
 struct LockJson {
     name: String,
     path: String,
+    /// "rwlock" for a readers-writer lock (whose holder is its writer);
+    /// left out for a mutex.
+    #[serde(skip_serializing_if = "super::shared::is_mutex")]
+    kind: &'static str,
     state: LockState,
     holder: Option<HolderJson>,
+    /// Readers of a readers-writer lock holding it now (left out for a
+    /// mutex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readers: Option<usize>,
     waiters: usize,
     acquisitions: u64,
     contended: u64,
@@ -82,6 +90,8 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
                 let stats = m.stats()?;
                 locks.push(LockJson {
                     path: m.path().display().to_string(),
+                    kind: m.kind(),
+                    readers: (m.kind() != "mutex").then_some(m.readers()?.len()),
                     state: LockState::of(owner.as_ref()),
                     holder: owner.as_ref().map(HolderJson::from),
                     waiters: m.waiters()?.len(),
@@ -144,6 +154,9 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
                 None => ("-".into(), "-".into(), "-".into()),
             };
             let state = match l.state {
+                LockState::Free if l.readers.is_some_and(|n| n > 0) => {
+                    Cell::styled(format!("read by {}", l.readers.unwrap_or(0)), Style::warn)
+                }
                 LockState::Free => Cell::styled("free", Style::good),
                 LockState::Held => Cell::styled("held", Style::warn),
                 LockState::HolderDied => Cell::styled("died", Style::bad),
@@ -153,8 +166,12 @@ pub fn run(dir: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
             } else {
                 Cell::new("0")
             };
+            let name = match l.kind {
+                "mutex" => l.name.clone(),
+                kind => format!("{} ({kind})", l.name),
+            };
             t.row(vec![
-                l.name.clone().into(),
+                name.into(),
                 state,
                 pid.into(),
                 program.into(),

@@ -6,6 +6,7 @@ pub mod legacy;
 pub mod list;
 pub mod order;
 pub mod run;
+pub mod shared;
 pub mod state;
 pub mod stats;
 pub mod waits;

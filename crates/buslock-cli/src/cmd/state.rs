@@ -22,6 +22,13 @@ struct StateJson {
     holder: Option<HolderJson>,
     waiters: Vec<WaiterJson>,
     stats: StatsJson,
+    /// "rwlock" for a readers-writer lock (whose holder is its writer);
+    /// left out for a mutex, so a mutex's JSON is as it was.
+    #[serde(skip_serializing_if = "super::shared::is_mutex")]
+    kind: &'static str,
+    /// A readers-writer lock's readers: (pid, tid, program).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    readers: Vec<(u32, u32, String)>,
     /// The legacy companion lock and who holds it, when one is recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     legacy: Option<legacy::LegacyJson>,
@@ -33,7 +40,11 @@ pub fn run(dir: Option<&Path>, name: &str, json: bool) -> Result<ExitCode, CliEr
     let owner = m.owner()?;
     let waiters = m.waiters()?;
     let stats = m.stats()?;
-    let state = LockState::of(owner.as_ref());
+    let readers = m.readers()?;
+    let state = match LockState::of(owner.as_ref()) {
+        LockState::Free if !readers.is_empty() => LockState::Held,
+        state => state,
+    };
     let legacy = legacy::of(&m.path(), m.name());
     let mut out = std::io::stdout().lock();
     if json {
@@ -44,12 +55,24 @@ pub fn run(dir: Option<&Path>, name: &str, json: bool) -> Result<ExitCode, CliEr
             holder: owner.as_ref().map(HolderJson::from),
             waiters: waiters.iter().map(WaiterJson::from).collect(),
             stats: StatsJson::from(&stats),
+            kind: m.kind(),
+            readers: readers
+                .iter()
+                .map(|r| (r.pid, r.tid, r.program.clone()))
+                .collect(),
             legacy: legacy.as_ref().map(legacy::json),
         };
         print_json(&mut out, &doc)?;
     } else {
         let style = Style::detect();
         let mut text = human(&m, state, owner.as_ref(), &waiters, &stats, style);
+        if m.kind() != "mutex" {
+            let line = rw_lines(m.kind(), &readers, style);
+            match text.find(&style.bold(&format!("{:<9}", "waiters"))) {
+                Some(at) => text.insert_str(at, &line),
+                None => text.push_str(&line),
+            }
+        }
         if let Some(l) = &legacy {
             let line = format!(
                 "{}{}\n",
@@ -69,6 +92,24 @@ pub fn run(dir: Option<&Path>, name: &str, json: bool) -> Result<ExitCode, CliEr
     } else {
         exit::OK
     }))
+}
+
+/// A readers-writer lock's kind and readers, for `state`.
+fn rw_lines(kind: &str, readers: &[buslock::Reader], style: Style) -> String {
+    let label = |l: &str| style.bold(&format!("{l:<9}"));
+    let mut s = format!("{}{kind} (the holder above is its writer)\n", label("kind"));
+    s += &format!("{}{}\n", label("readers"), readers.len());
+    for r in readers {
+        s += &format!(
+            "{}pid {}  tid {}  program {}  since {}\n",
+            label(""),
+            r.pid,
+            r.tid,
+            style.bold(&escape(&r.program)),
+            render::timestamp(r.since)
+        );
+    }
+    s
 }
 
 fn state_word(state: LockState, style: Style) -> String {

@@ -36,6 +36,11 @@ pub fn run(dir: Option<&Path>, args: &StatsArgs) -> Result<ExitCode, CliError> {
     } else {
         super::open_existing(dir, &args.name)?.stats()?
     };
+    let reads = if args.json {
+        None
+    } else {
+        super::open_existing(dir, &args.name)?.rw_stats()?
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         let doc = StatsDoc {
@@ -46,6 +51,10 @@ pub fn run(dir: Option<&Path>, args: &StatsArgs) -> Result<ExitCode, CliError> {
         print_json(&mut out, &doc)?;
     } else {
         out.write_all(super::state::stats_text(&stats, Style::detect()).as_bytes())?;
+        if let Some(r) = reads {
+            // A readers-writer lock: the figures above are its writes.
+            out.write_all(super::shared::read_stats_text(&r).as_bytes())?;
+        }
         if args.reset {
             writeln!(out, "statistics of lock '{}' reset", args.name)?;
         }

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any, List, Literal, Optional, Tuple, Type, Union, final
+from typing import Any, Dict, List, Literal, Optional, Tuple, Type, Union, final
 
 __all__ = [
     "INTERRUPT_SLICE",
@@ -11,6 +11,9 @@ __all__ = [
     "LongestHold",
     "Mutex",
     "Owner",
+    "Reader",
+    "RwLock",
+    "RwLockHold",
     "Stats",
     "Waiter",
     "__version__",
@@ -184,3 +187,72 @@ class Mutex:
         legacy_semaphore: Optional[str] = None,
         legacy_poll_interval: Optional[float] = None,
     ) -> "Mutex": ...
+
+@final
+class Reader:
+    """A reader holding a readers-writer lock."""
+
+    pid: int
+    tid: int
+    program: str
+    since: float
+    state: str
+
+@final
+class RwLockHold:
+    """What RwLock.read() and RwLock.write() return: a context manager."""
+
+    def __enter__(self) -> "RwLock": ...
+    def __exit__(self, *_exc: object) -> bool: ...
+
+@final
+class RwLock:
+    """A readers-writer lock shared by every process and thread on this
+    machine: many readers at once, or one writer.
+
+    `with rw.read():` shares it, `with rw.write():` takes it alone. A dead
+    reader frees its share; a dead writer is reported to the next holder
+    of either kind (previous_owner_died). Once a writer waits, new readers
+    queue behind it. Reading again from a reading thread, or writing from
+    it, raises RuntimeError.
+    """
+
+    def __new__(
+        cls,
+        name: str,
+        dir: Optional[_Path] = None,
+        *,
+        create: bool = True,
+        lockdep: Optional[Literal["off", "warn", "error"]] = None,
+    ) -> "RwLock": ...
+    def acquire_read(self, blocking: bool = True, timeout: Optional[float] = -1) -> bool:
+        """Share the lock; False when `timeout` seconds passed first."""
+    def release_read(self) -> None:
+        """Give back this thread's share."""
+    def acquire_write(self, blocking: bool = True, timeout: Optional[float] = -1) -> bool:
+        """Take the lock alone; False when `timeout` seconds passed first."""
+    def release_write(self) -> None:
+        """Release this thread's write hold."""
+    def downgrade(self) -> None:
+        """Turn this thread's write hold into a read hold, no writer in between."""
+    def read(self) -> RwLockHold:
+        """`with rw.read():` shares the lock for the block."""
+    def write(self) -> RwLockHold:
+        """`with rw.write():` holds the lock alone for the block."""
+    @property
+    def previous_owner_died(self) -> bool: ...
+    @property
+    def writer(self) -> Optional[Owner]: ...
+    @property
+    def readers(self) -> List[Reader]: ...
+    def writers_waiting(self) -> List[Waiter]:
+        """Threads waiting to write, longest first."""
+    def readers_waiting(self) -> List[Waiter]:
+        """Threads waiting to read, longest first."""
+    def stats(self) -> Dict[str, Union[int, float]]:
+        """reads, reads_contended, read_wait, read_timeouts, reader_deaths,
+        writes, writes_contended, write_timeouts, writer_deaths."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> Path: ...

@@ -15,7 +15,9 @@
 //!    again under the creation `flock`, like a never-initialised one: no
 //!    thread of an earlier boot can still use it, and every opener of this
 //!    boot checks the boot id before using a file.
-//! 6. Validate magic, version, size, ABI tag and PID namespace.
+//! 6. Validate magic, version, size, ABI tag, PID namespace and kind: one
+//!    name is one primitive, so a mutex opener finding a readers-writer
+//!    lock's file (or the reverse) gets [`Error::WrongKind`].
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -33,8 +35,8 @@ use super::dir::LockDir;
 use super::name::lock_file_name;
 use crate::error::{Error, Result};
 use crate::raw::layout::{
-    FILE_SIZE, INIT_NONE, INIT_READY, INIT_RUNNING, LAYOUT_VERSION, MAGIC, abi_tag, text_bytes,
-    text_string,
+    FILE_SIZE, INIT_NONE, INIT_READY, INIT_RUNNING, KIND_MUTEX, LAYOUT_VERSION, MAGIC, abi_tag,
+    kind_name, text_bytes, text_string,
 };
 use crate::raw::{HeaderInit, InitError, Mapping};
 
@@ -141,6 +143,17 @@ impl LockFile {
     /// Every problem with the path or the file, as a typed [`Error`] naming
     /// the path.
     pub fn open(dir: &LockDir, name: &str, mode: OpenMode) -> Result<LockFile> {
+        LockFile::open_kind(dir, name, mode, KIND_MUTEX)
+    }
+
+    /// As [`LockFile::open`], for a lock of `kind` (`layout::KIND_*`): a
+    /// new file is initialised as that kind, and an existing file of
+    /// another kind is [`Error::WrongKind`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LockFile::open`].
+    pub fn open_kind(dir: &LockDir, name: &str, mode: OpenMode, kind: u32) -> Result<LockFile> {
         let file_name = lock_file_name(name);
         let path = dir.path().join(&file_name);
         let flags =
@@ -170,8 +183,8 @@ impl LockFile {
                 Err(e) => return Err(open_errno(&path, "create", e)),
             }
         };
-        let map = prepare(&path, fd, mode)?;
-        validate(&path, &map)?;
+        let map = prepare(&path, fd, mode, kind)?;
+        validate(&path, &map, Some(kind))?;
         Ok(LockFile { path, map })
     }
 }
@@ -221,8 +234,13 @@ impl LockFile {
                 return Err(e);
             }
         }
-        validate(&path, &map)?;
+        validate(&path, &map, None)?;
         Ok(LockFile { path, map })
+    }
+
+    /// What the file holds (`layout::KIND_*`).
+    pub fn kind(&self) -> u32 {
+        self.map.page().header.kind.load(Ordering::Relaxed)
     }
 
     /// Whether this file is still the one at its path in `dir`: false once
@@ -271,7 +289,7 @@ fn file_size(path: &Path, fd: &OwnedFd) -> Result<u64> {
 }
 
 /// Make sure the file is sized, mapped and initialised.
-fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode) -> Result<Mapping> {
+fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode, kind: u32) -> Result<Mapping> {
     let size = file_size(path, &fd)?;
     if size == FILE_SIZE as u64 {
         let map = Mapping::map(fd).map_err(|e| Error::Io {
@@ -285,7 +303,7 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode) -> Result<Mapping> {
             return Ok(map);
         }
         wait_for_creation_flock(path, map.fd())?;
-        return initialise(path, map, mode, ready);
+        return initialise(path, map, mode, ready, kind);
     }
     if size != 0 {
         return Err(Error::BadSize {
@@ -320,7 +338,7 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode) -> Result<Mapping> {
         action: "map",
         source: e,
     })?;
-    initialise(path, map, mode, false)
+    initialise(path, map, mode, false, kind)
 }
 
 /// This boot's id, `/proc/sys/kernel/random/boot_id` as two words; zeros
@@ -381,7 +399,13 @@ fn wait_for_creation_flock(path: &Path, fd: &OwnedFd) -> Result<()> {
     }
 }
 
-fn initialise(path: &Path, map: Mapping, mode: OpenMode, stale_boot: bool) -> Result<Mapping> {
+fn initialise(
+    path: &Path,
+    map: Mapping,
+    mode: OpenMode,
+    stale_boot: bool,
+    kind: u32,
+) -> Result<Mapping> {
     let not_ready = if mode == OpenMode::Existing {
         not_ready(path, &map)
     } else {
@@ -397,6 +421,7 @@ fn initialise(path: &Path, map: Mapping, mode: OpenMode, stale_boot: bool) -> Re
             created_real_ns: crate::clock::realtime_ns_syscall(),
             abi: &abi,
             boot_id: boot_id(),
+            kind,
             stale_boot,
         };
         map.initialize(&header).map(|_| ()).map_err(|e| match e {
@@ -464,8 +489,9 @@ fn unrecognised(path: &Path, state: u32, magic: u64) -> Error {
     }
 }
 
-/// Check that a ready file is one this build can use.
-fn validate(path: &Path, map: &Mapping) -> Result<()> {
+/// Check that a ready file is one this build can use (and, given `kind`,
+/// of that kind).
+fn validate(path: &Path, map: &Mapping, kind: Option<u32>) -> Result<()> {
     let h = &map.page().header;
     let magic = h.magic.load(Ordering::Relaxed);
     if magic != MAGIC {
@@ -505,6 +531,16 @@ fn validate(path: &Path, map: &Mapping) -> Result<()> {
             path: path.to_path_buf(),
             found: ns,
             ours,
+        });
+    }
+    let found = h.kind.load(Ordering::Relaxed);
+    if let Some(expected) = kind
+        && found != expected
+    {
+        return Err(Error::WrongKind {
+            path: path.to_path_buf(),
+            found: kind_name(found),
+            expected: kind_name(expected),
         });
     }
     Ok(())

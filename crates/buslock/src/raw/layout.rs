@@ -7,13 +7,25 @@
 //!
 //! | offset | size | block | written by | read by |
 //! |-------:|-----:|-------|------------|---------|
-//! | 0      | 128  | [`Header`]: magic `BUSLOCK\0`, layout version, init state, file size, page size, PID namespace, ABI tag; then the retired flag and the starving waiter's request, written by users; boot id | the creator, once, under the creation `flock`; users | every opener (validation) |
+//! | 0      | 128  | [`Header`]: magic `BUSLOCK\0`, layout version, init state, file size, page size, PID namespace, ABI tag; then the retired flag and the starving waiter's request, written by users; boot id; kind (112) | the creator, once, under the creation `flock`; users | every opener (validation) |
 //! | 128    | 64   | [`RawMutex`]: the robust PI futex word (offset 128) and its robust-list node (`prev` at 152, `next` at 160 on 64-bit targets; `next` at 148 on 32-bit ones) | the holder and the kernel | anyone (the word: who holds it) |
 //! | 192    | 64   | [`OwnerRecord`]: pid, tid, process start time, program, acquired at; seqlock | the holder, under the lock | anyone, without the lock |
 //! | 256    | 640  | [`StatsBlock`]: counters, wait/hold histograms, longest hold | the holder, under the lock | anyone |
 //! | 896    | 2048 | [`WAITER_SLOTS`] × [`WaiterSlot`]: who waits (program) since when | each waiter, its own slot | anyone |
 //! | 2944   | 5184 | [`EventRing`]: the last [`EVENT_SLOTS`] holds | the holder at release | `buslock watch` |
 //! | 8128   | 64   | unused, zero | | |
+//!
+//! That is the page of a mutex ([`KIND_MUTEX`]). A readers-writer lock's
+//! page ([`KIND_RWLOCK`], [`RwPage`]) shares the first 2944 bytes (header,
+//! the writers' lock word, the writer's record, statistics, waiters) and
+//! puts the readers' state where the mutex keeps its events:
+//!
+//! | offset | size | block | written by | read by |
+//! |-------:|-----:|-------|------------|---------|
+//! | 0      | 2944 | as above: header, writers' lock word, writer record, write statistics, waiters (writers in slots 0-15, readers in 16-31) | | |
+//! | 2944   | 64   | [`RwBlock`]: drain sequence, writer-waiting flag, pending death notice, admitting reader, read counters, occupied-slot bitmap | readers and the writer | anyone |
+//! | 3008   | 4096 | [`READER_SLOTS`] × [`WaiterSlot`]: who reads, since when | each reader, its own slot; a writer frees a dead reader's | anyone |
+//! | 7104   | 1088 | unused, zero | | |
 //!
 //! Init states: `0` never initialised, `1` being initialised (its
 //! initialiser holds an `flock` on the file; if it died the next opener
@@ -28,7 +40,8 @@
 //!
 //! Version history: 1 held a glibc `pthread_mutex_t` at 128; 2 holds
 //! buslock's own futex word there (same word format, so a reader of either
-//! finds the owner TID at offset 128) and adds the boot id.
+//! finds the owner TID at offset 128) and adds the boot id; 3 adds the
+//! kind at 112 (a name is one primitive: a mutex or a readers-writer lock).
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -37,7 +50,7 @@ use super::mutex::RawMutex;
 /// `b"BUSLOCK\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"BUSLOCK\0");
 /// Version of this layout; bumped on any change to the table above.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Size of every lock file in bytes.
 pub const FILE_SIZE: usize = 8192;
 /// Number of waiters the waiters table can show at once. More waiters still
@@ -49,6 +62,24 @@ pub const EVENT_SLOTS: usize = 64;
 pub const HIST_BUCKETS: usize = 32;
 /// Bytes of a [`Text`] field.
 pub const TEXT_BYTES: usize = 32;
+
+/// Header kind: a [`LockPage`], the page of a `buslock::Mutex`.
+pub const KIND_MUTEX: u32 = 1;
+/// Header kind: an [`RwPage`], the page of a `buslock::RwLock`.
+pub const KIND_RWLOCK: u32 = 2;
+/// Number of readers that can hold a readers-writer lock at once; more
+/// wait for a free slot.
+pub const READER_SLOTS: usize = 64;
+const _: () = assert!(READER_SLOTS <= 64, "one bit per slot in RwBlock::occupied");
+
+/// The name of a header kind, for messages.
+pub fn kind_name(kind: u32) -> &'static str {
+    match kind {
+        KIND_MUTEX => "mutex",
+        KIND_RWLOCK => "rwlock",
+        _ => "unknown kind",
+    }
+}
 
 /// Init state: the file was never initialised.
 pub const INIT_NONE: u32 = 0;
@@ -140,6 +171,9 @@ pub struct Header {
     /// persistent storage, restored from a backup) is initialised again:
     /// no thread of an earlier boot can still use it.
     pub boot_id: [AtomicU64; 2],
+    /// What the file holds: [`KIND_MUTEX`] or [`KIND_RWLOCK`], written by
+    /// the initialiser before the init state becomes ready.
+    pub kind: AtomicU32,
 }
 
 /// The lock word and its robust-list node, alone in their cache line.
@@ -274,7 +308,61 @@ pub struct LockPage {
     pub events: EventRing,
 }
 
+/// The readers' state of a readers-writer lock (see `rwlock/mod.rs` for
+/// the protocol).
+#[repr(C, align(64))]
+pub struct RwBlock {
+    /// Bumped (and woken) by a reader that leaves while someone waits on
+    /// it: a writer waiting for readers to drain, or a reader waiting for a
+    /// free slot.
+    pub drain_seq: AtomicU32,
+    /// Non-zero while someone (holding the writers' word) waits on
+    /// `drain_seq`.
+    pub writer_waiting: AtomicU32,
+    /// Non-zero when a writer ended abandoned (panic, finalisation): the
+    /// next holder of either kind is told, as after a death.
+    pub death_pending: AtomicU32,
+    /// Thread id of a reader holding the writers' word for a moment to be
+    /// admitted; 0 otherwise. If that reader dies there, the next taker of
+    /// the word knows it was a reader, not a writer.
+    pub admitting_tid: AtomicU32,
+    /// Read acquisitions.
+    pub read_acquisitions: AtomicU64,
+    /// Read acquisitions that had to wait.
+    pub read_contended: AtomicU64,
+    /// Readers found dead and freed.
+    pub reader_deaths: AtomicU64,
+    /// Read waits that gave up at their timeout.
+    pub read_timeouts: AtomicU64,
+    /// Sum of read waits, ns.
+    pub read_wait_ns: AtomicU64,
+    /// Bit `i` set while the reader in slot `i` holds the lock: what a
+    /// writer checks (one word, not the whole table).
+    pub occupied: AtomicU64,
+}
+
+/// A readers-writer lock file as mapped in memory: the first five blocks
+/// are those of [`LockPage`].
+#[repr(C)]
+pub struct RwPage {
+    /// What the file is.
+    pub header: Header,
+    /// The writers' lock word.
+    pub mutex: MutexBlock,
+    /// Which writer holds it.
+    pub owner: OwnerRecord,
+    /// How writers use it.
+    pub stats: StatsBlock,
+    /// Who waits: writers in the first half, readers in the second.
+    pub waiters: [WaiterSlot; WAITER_SLOTS],
+    /// The readers' state.
+    pub rw: RwBlock,
+    /// Who reads.
+    pub readers: [WaiterSlot; READER_SLOTS],
+}
+
 const _: () = assert!(core::mem::size_of::<LockPage>() <= FILE_SIZE);
+const _: () = assert!(core::mem::size_of::<RwPage>() <= FILE_SIZE);
 const _: () = assert!(FILE_SIZE % 8 == 0);
 const _: () = assert!(core::mem::size_of::<Header>() == 128);
 
@@ -340,6 +428,22 @@ mod tests {
         assert_eq!(offset_of!(Header, starving_tid), 76);
         assert_eq!(offset_of!(Header, starving_beat_ns), 88);
         assert_eq!(offset_of!(Header, boot_id), 96);
+        assert_eq!(offset_of!(Header, kind), 112);
+    }
+
+    /// The readers-writer page shares the mutex page's first blocks.
+    #[test]
+    fn rwlock_offsets_match_the_documented_table() {
+        assert_eq!(offset_of!(RwPage, header), 0);
+        assert_eq!(offset_of!(RwPage, mutex), 128);
+        assert_eq!(offset_of!(RwPage, owner), 192);
+        assert_eq!(offset_of!(RwPage, stats), 256);
+        assert_eq!(offset_of!(RwPage, waiters), 896);
+        assert_eq!(offset_of!(RwPage, rw), 2944);
+        assert_eq!(offset_of!(RwPage, readers), 3008);
+        assert_eq!(size_of::<RwBlock>(), 64);
+        assert_eq!(size_of::<WaiterSlot>(), 64);
+        assert_eq!(size_of::<RwPage>(), 7104);
     }
 
     /// The node's `next` field plus glibc's `futex_offset` is the word.

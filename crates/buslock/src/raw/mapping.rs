@@ -8,7 +8,7 @@ use rustix::fs::{FlockOperation, flock};
 use rustix::mm::{MapFlags, ProtFlags, mmap, munmap};
 
 use super::layout::{
-    FILE_SIZE, INIT_NONE, INIT_READY, INIT_RUNNING, LAYOUT_VERSION, LockPage, MAGIC, Text,
+    FILE_SIZE, INIT_NONE, INIT_READY, INIT_RUNNING, LAYOUT_VERSION, LockPage, MAGIC, RwPage, Text,
 };
 use super::mutex::RawMutex;
 
@@ -64,6 +64,8 @@ pub struct HeaderInit<'a> {
     pub abi: &'a [u8; super::layout::TEXT_BYTES],
     /// This boot's id.
     pub boot_id: [u64; 2],
+    /// What the file will hold (`layout::KIND_*`).
+    pub kind: u32,
     /// Initialise even though the file is ready: it is from an earlier
     /// boot (the caller checked the boot id).
     pub stale_boot: bool,
@@ -137,6 +139,16 @@ impl Mapping {
         unsafe { self.page.as_ref() }
     }
 
+    /// The mapped page seen as a readers-writer lock's page. Only
+    /// meaningful when the header's kind says so (the caller checked).
+    #[inline]
+    pub fn rw_page(&self) -> &RwPage {
+        // SAFETY: as in `page`: FILE_SIZE >= size_of::<RwPage>() mapped,
+        // page-aligned bytes (asserted in layout.rs) that stay mapped while
+        // `self` lives; every field is an atomic, valid for any bits.
+        unsafe { self.page.cast::<RwPage>().as_ref() }
+    }
+
     /// The robust mutex. Only meaningful once the init state is READY.
     #[inline]
     pub fn mutex(&self) -> &RawMutex {
@@ -207,6 +219,7 @@ impl Mapping {
         h.created_real_ns
             .store(header.created_real_ns, Ordering::Relaxed);
         Text::store(&h.abi, header.abi);
+        h.kind.store(header.kind, Ordering::Relaxed);
         page.stats
             .reset_real_ns
             .store(header.created_real_ns, Ordering::Relaxed);

@@ -4,6 +4,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod futex;
 pub mod layout;
 pub mod mapping;
 pub mod mutex;
@@ -13,6 +14,6 @@ pub mod robust;
 pub mod semaphore;
 pub mod sys;
 
-pub use layout::LockPage;
+pub use layout::{LockPage, RwPage};
 pub use mapping::{HeaderInit, InitError, InitOutcome, Mapping};
 pub use mutex::{Acquire, RawError, RawMutex};

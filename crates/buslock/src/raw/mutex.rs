@@ -215,6 +215,14 @@ impl RawMutex {
         self.word.load(Ordering::Relaxed)
     }
 
+    /// The word as it is now, loaded with sequentially consistent ordering
+    /// (for a handshake with a thread that takes the word and then looks
+    /// at other memory, as the readers-writer lock's readers do).
+    #[inline]
+    pub fn word_seq_cst(&self) -> u32 {
+        self.word.load(Ordering::SeqCst)
+    }
+
     /// Take the lock if nobody holds it; never blocks, no system call
     /// unless the last owner died (then `FUTEX_TRYLOCK_PI`).
     ///

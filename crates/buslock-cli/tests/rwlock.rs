@@ -1,0 +1,124 @@
+//! `hold --read`, `run --read`, `list` and `state` with readers-writer
+//! locks, with real processes in a temporary lock directory.
+
+mod support;
+
+use std::path::Path;
+
+use rustix::process::Signal;
+use support::{Proc, buslock, eventually, run};
+
+fn reader(dir: &Path, name: &str) -> Proc {
+    let mut c = buslock(dir);
+    c.args(["hold", name, "--read"]);
+    let mut p = Proc::spawn(c);
+    p.expect_line(|l| l.starts_with("reading lock"));
+    p
+}
+
+fn state_json(dir: &Path, name: &str) -> (i32, serde_json::Value) {
+    let mut c = buslock(dir);
+    c.args(["state", name, "--json"]);
+    let out = run(c);
+    (out.code(), out.json())
+}
+
+#[test]
+fn two_readers_hold_it_at_once_and_state_lists_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = reader(dir.path(), "table");
+    let b = reader(dir.path(), "table");
+    let (code, s) = state_json(dir.path(), "table");
+    assert_eq!(code, 1, "held by readers: {s}");
+    assert_eq!(s["kind"], "rwlock");
+    let pids: Vec<u64> = s["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_u64().unwrap())
+        .collect();
+    assert!(pids.contains(&u64::from(a.pid())) && pids.contains(&u64::from(b.pid())));
+    let mut c = buslock(dir.path());
+    c.args(["list", "--json"]);
+    let list = run(c).json();
+    assert_eq!(list["locks"][0]["kind"], "rwlock");
+    assert_eq!(list["locks"][0]["readers"], 2);
+    let mut c = buslock(dir.path());
+    c.arg("list");
+    let out = run(c);
+    assert!(out.stdout.contains("table (rwlock)"), "{}", out.stdout);
+    assert!(out.stdout.contains("read by 2"), "{}", out.stdout);
+    let mut c = buslock(dir.path());
+    c.arg("doctor");
+    let out = run(c);
+    assert!(
+        out.stdout.contains("table.lock: valid lock file (rwlock)")
+            && out.stdout.contains("read by 2"),
+        "{}",
+        out.stdout
+    );
+    let mut c = buslock(dir.path());
+    c.args(["stats", "table"]);
+    let out = run(c);
+    assert!(out.stdout.contains("reads    2 reads"), "{}", out.stdout);
+    a.signal(Signal::TERM);
+    b.signal(Signal::TERM);
+    assert_eq!(a.finish().code(), 0);
+    assert_eq!(b.finish().code(), 0);
+    assert_eq!(state_json(dir.path(), "table").0, 0);
+}
+
+#[test]
+fn run_read_shares_and_a_killed_reader_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = reader(dir.path(), "table");
+    // A second reader runs at once while the first reads.
+    let mut c = buslock(dir.path());
+    c.args(["run", "table", "--read", "--timeout", "10s", "--", "true"]);
+    assert_eq!(run(c).code(), 0);
+    // A writer (the library) cannot get in until the reader is gone.
+    let rw = buslock::RwLock::builder("table")
+        .dir(dir.path())
+        .open()
+        .unwrap();
+    assert!(rw.try_write().unwrap().is_none());
+    r.signal(Signal::KILL);
+    let _ = r.finish();
+    let g = eventually("the killed reader freed", || {
+        rw.write_timeout(std::time::Duration::from_millis(100))
+            .unwrap()
+    });
+    drop(g);
+    assert_eq!(rw.stats().reader_deaths, 1);
+}
+
+#[test]
+fn a_mutex_name_is_not_read_and_a_rwlock_name_is_not_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let _rw = buslock::RwLock::builder("table")
+        .dir(dir.path())
+        .open()
+        .unwrap();
+    let mut c = buslock(dir.path());
+    c.args(["hold", "table", "--for", "0s"]);
+    let out = run(c);
+    assert_ne!(out.code(), 0);
+    assert!(
+        out.stderr.contains("holds a rwlock, not a mutex"),
+        "{}",
+        out.stderr
+    );
+    let _m = buslock::Mutex::builder("SPI")
+        .dir(dir.path())
+        .open()
+        .unwrap();
+    let mut c = buslock(dir.path());
+    c.args(["hold", "SPI", "--read", "--for", "0s"]);
+    let out = run(c);
+    assert_ne!(out.code(), 0);
+    assert!(
+        out.stderr.contains("holds a mutex, not a rwlock"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,876 @@
+//! [`RwLock`]: a readers-writer lock across processes that survives its
+//! readers and writers dying.
+//!
+//! # How it works (and why)
+//!
+//! A readers-writer lock file ([`crate::raw::RwPage`]) holds the same lock
+//! word as a mutex (buslock's robust PI futex word, [`RawMutex`]) plus a
+//! table of [`READER_SLOTS`] reader slots and a drain counter.
+//!
+//! - **Writers** take the word, exactly as a [`crate::Mutex`] does: the
+//!   kernel queues them by priority (FIFO among equals), lends the holder
+//!   the priority of its waiters, hands the word over at release and marks
+//!   it when its holder dies. Holding the word, a writer waits until no
+//!   reader slot is taken ("drain"): it sleeps (`FUTEX_WAIT`) on the drain
+//!   counter, which every leaving reader bumps and wakes, in slices of
+//!   [`DEAD_READER_CHECK`]: a reader that died cannot wake it, so at each
+//!   slice the writer frees and counts the slots of readers that no
+//!   longer exist.
+//! - **Readers**, when the word is free, claim a slot and check that the
+//!   word is still free (a sequentially consistent handshake: the reader
+//!   claims and sets its slot's bit in a bitmap, then looks at the word;
+//!   the writer takes the word, then looks at the bitmap; one of the two
+//!   sees the other). That is the fast path: a compare-and-swap on the
+//!   slot, an atomic OR on the bitmap, two loads of the word and no system
+//!   call (release: an atomic AND, two stores, one load). When the word is held
+//!   (a writer writes, or waits for readers to drain), a reader queues *for
+//!   the word* like a writer, takes it, claims its slot and hands the word
+//!   on at once. So:
+//!   - once a writer waits, new readers queue behind it (writers are not
+//!     starved);
+//!   - the queue is one FIFO of readers and writers: readers that queued
+//!     while a writer held are admitted one after the other as the word is
+//!     handed on (each in a few microseconds) and then read together, up
+//!     to the next queued writer; with writers back to back, a reader
+//!     queued between them gets in between;
+//!   - a writer that died is reported to the next holder of the word,
+//!     reader or writer ([`ReadGuard::previous_owner_died`]), once;
+//!   - queued readers lend their priority to the writer holding the word
+//!     (priority inheritance).
+//! - **What a reader does not get**: priority inheritance *towards readers*.
+//!   A PI futex word names one owner; the readers that hold the lock are
+//!   not in the word, so a writer waiting for readers to drain cannot lend
+//!   them its priority (no cross-process readers-writer lock on Linux
+//!   can: the kernel's PI needs a single owner). Keep read sections short.
+//! - **Dead readers** are found by their slot: (pid, tid, process start
+//!   time) of a thread that is gone, or a pid that now names another
+//!   process, is dead; its share is freed and counted
+//!   ([`RwStats::reader_deaths`]). A writer finds one within one
+//!   [`DEAD_READER_CHECK`] of starting to wait for it.
+//! - **A reader that dies while it holds the word for a moment** (being
+//!   admitted) leaves its thread id in the admitting field; the next taker
+//!   of the word sees that the death was a reader's and does not report a
+//!   writer death. (If it dies in the two instructions between taking the
+//!   word and writing that field, the next holder is told of a death it
+//!   need not have been: the safe mistake.)
+//! - **`downgrade`** claims a reader slot while still holding the word and
+//!   only then hands the word on: a writer queued for the word gets it and
+//!   then waits for that slot to drain; nobody gets in between.
+//! - **Recursion**: a second read from the thread that reads, and a write
+//!   from a thread that reads, are [`Error::RecursiveRw`] (with writers
+//!   preferred the first could deadlock behind a waiting writer, the second
+//!   always deadlocks); a second write is [`Error::Recursive`].
+//! - **A guard dropped while its thread panics**: a writer's release is
+//!   reported to the next holder of either kind as a death (like std's
+//!   poisoning, and as [`crate::Mutex`] does); a reader changed nothing, so
+//!   its release is an ordinary one.
+//!
+//! Not (yet) done for readers-writer locks, unlike [`crate::Mutex`]: an
+//! event ring (`buslock watch`), following a lock file replaced at its
+//! path, legacy companions and the starvation step-aside of interruptible
+//! waiters (an interruptible wait re-queues every [`crate::INTERRUPT_SLICE`]
+//! and so keeps its FIFO place only to within a slice).
+
+mod guard;
+mod held;
+mod readers;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub use guard::{ReadGuard, ReadHeld, WriteGuard, WriteHeld};
+pub use readers::Reader;
+
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::identity::{self, Me};
+use crate::lockfile::{LockDir, LockFile, OpenMode, validate_name};
+use crate::mutex::{INTERRUPT_SLICE, Wait};
+use crate::owner::{self, Owner};
+use crate::raw::futex::{self, Woken};
+use crate::raw::layout::{KIND_RWLOCK, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS};
+use crate::raw::{Acquire, RawError, RawMutex, RwPage};
+use crate::stats::{self, Stats};
+use crate::waiters::{self, Scan, Waiter, WaiterEntry};
+
+use held::Hold;
+
+/// How often a writer waiting for readers to drain looks for readers that
+/// died (they cannot wake it).
+pub const DEAD_READER_CHECK: Duration = Duration::from_millis(10);
+
+/// Writers list themselves in the first half of the waiters table,
+/// readers in the second.
+const WRITER_WAITERS: core::ops::Range<usize> = 0..WAITER_SLOTS / 2;
+const READER_WAITERS: core::ops::Range<usize> = WAITER_SLOTS / 2..WAITER_SLOTS;
+
+/// A named readers-writer lock shared by every process and thread on this
+/// machine that opens the same name in the same lock directory: many
+/// readers or one writer.
+///
+/// Unlike `pthread_rwlock` with `PTHREAD_PROCESS_SHARED`, a reader that
+/// dies frees its share and a writer that dies is reported; unlike
+/// `flock`'s shared locks, writers are not starved, holders are known and
+/// a writer gets priority inheritance.
+///
+/// # Semantics
+///
+/// - **Exclusion**: any number of threads read at once; a writer is alone.
+/// - **Crash safety**: a dead reader's share is freed (a writer waiting for
+///   it finds it within [`DEAD_READER_CHECK`]); a dead writer's lock is
+///   released and the next holder of either kind is told
+///   ([`WriteGuard::previous_owner_died`], [`ReadGuard::previous_owner_died`]).
+/// - **Fairness**: once a writer waits, new readers queue behind it; the
+///   queue is served in priority order, FIFO among equals, readers that
+///   follow one another in it reading together.
+/// - **Discipline**: guards are `!Send`; recursion is an error, not a hang.
+///
+/// See the module source (`rwlock/mod.rs`) for the protocol and why it
+/// keeps these promises; docs/RELIABILITY.md for the limits.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let table = buslock::RwLock::builder("calibration").dir(dir.path()).open()?;
+/// {
+///     let r1 = table.read()?;
+///     // ... other threads and processes may read at the same time ...
+/// }
+/// let w = table.write()?;
+/// // ... rewrite the table, alone ...
+/// let r = w.downgrade(); // now a reader, with no moment for another writer
+/// drop(r);
+/// # Ok::<(), buslock::Error>(())
+/// ```
+pub struct RwLock {
+    name: String,
+    dir: LockDir,
+    file: Option<LockFile>,
+    key: held::Key,
+    label: Option<&'static [u8; TEXT_BYTES]>,
+    lockdep: crate::lockdep::Class,
+    /// Set while a thread writes through this handle (written only under
+    /// the word): dropping the handle then keeps the memory mapped (a
+    /// leaked write guard leaves the word on the thread's robust list). A
+    /// leaked read guard needs nothing: it is never touched again.
+    writing: AtomicBool,
+}
+
+/// How an [`RwLock`] is opened: [`RwLock::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until .open() is called"]
+pub struct RwBuilder {
+    name: String,
+    dir: Option<PathBuf>,
+    mode: OpenMode,
+    label: Option<String>,
+    lockdep: Option<crate::lockdep::Mode>,
+}
+
+impl RwBuilder {
+    /// Use lock directory `dir` instead of the default.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Whether to create the lock file if it does not exist (default:
+    /// yes).
+    pub fn create(mut self, create: bool) -> Self {
+        self.mode = if create {
+            OpenMode::Create
+        } else {
+            OpenMode::Existing
+        };
+        self
+    }
+
+    /// Show `label` instead of the program name in the writer record,
+    /// reader slots and waiters.
+    pub fn label(mut self, label: &str) -> Self {
+        self.label = Some(label.to_owned());
+        self
+    }
+
+    /// Lock-order checking mode for this handle (default: from
+    /// `BUSLOCK_LOCKDEP`).
+    pub fn lockdep(mut self, mode: crate::lockdep::Mode) -> Self {
+        self.lockdep = Some(mode);
+        self
+    }
+
+    /// Open (or create) the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], every lock-directory and lock-file error of
+    /// [`crate::Mutex::open`], and [`Error::WrongKind`] when the name is a
+    /// mutex's.
+    pub fn open(self) -> Result<RwLock> {
+        validate_name(&self.name)?;
+        identity::warm_up();
+        clock::refine();
+        let dir = LockDir::resolve(self.dir.as_deref())?;
+        let file = LockFile::open_kind(&dir, &self.name, self.mode, KIND_RWLOCK)?;
+        let st = rustix::fs::fstat(file.map.fd()).map_err(|e| Error::Io {
+            path: file.path.clone(),
+            action: "inspect",
+            source: e.into(),
+        })?;
+        Ok(RwLock {
+            lockdep: crate::lockdep::Class::open(
+                &dir,
+                &self.name,
+                self.lockdep,
+                self.mode == OpenMode::Create,
+            ),
+            name: self.name,
+            dir,
+            file: Some(file),
+            key: (st.st_dev as u64, st.st_ino as u64),
+            label: self.label.as_deref().map(identity::intern_label),
+            writing: AtomicBool::new(false),
+        })
+    }
+}
+
+/// Statistics of a readers-writer lock: the write side as for a mutex,
+/// plus the read side.
+#[derive(Debug, Clone)]
+pub struct RwStats {
+    /// Writes: acquisitions, waits, hold times, timeouts, as
+    /// [`crate::Mutex::stats`] counts them.
+    pub writes: Stats,
+    /// Read acquisitions.
+    pub reads: u64,
+    /// Read acquisitions that had to wait.
+    pub reads_contended: u64,
+    /// Total time reads waited.
+    pub read_wait: Duration,
+    /// Read waits that gave up at their timeout.
+    pub read_timeouts: u64,
+    /// Readers found dead and freed.
+    pub reader_deaths: u64,
+    /// Writers that died holding it (or ended abandoned), as reported to
+    /// the next holder.
+    pub writer_deaths: u64,
+}
+
+/// A deadline and an interruption check, from a [`Wait`].
+struct Until<'a> {
+    try_only: bool,
+    /// `CLOCK_MONOTONIC` ns.
+    deadline: Option<u64>,
+    interrupted: Option<&'a mut dyn FnMut() -> bool>,
+}
+
+impl<'a> Until<'a> {
+    fn new(wait: Wait<'a>, now: u64) -> Self {
+        let at = |d: Duration| now.saturating_add(d.as_nanos().min(u128::from(u64::MAX)) as u64);
+        match wait {
+            Wait::Try => Until {
+                try_only: true,
+                deadline: None,
+                interrupted: None,
+            },
+            Wait::Forever => Until {
+                try_only: false,
+                deadline: None,
+                interrupted: None,
+            },
+            Wait::Timeout(d) => Until {
+                try_only: false,
+                deadline: Some(at(d)),
+                interrupted: None,
+            },
+            Wait::Interruptible {
+                timeout,
+                interrupted,
+            } => Until {
+                try_only: false,
+                deadline: timeout.map(at),
+                interrupted: Some(interrupted),
+            },
+        }
+    }
+
+    /// `Err(Interrupted)` if the caller's check says so.
+    fn check(&mut self, name: &str) -> Result<()> {
+        if let Some(f) = &mut self.interrupted
+            && f()
+        {
+            return Err(Error::Interrupted {
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn timespec(ns: u64) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: (ns / 1_000_000_000) as _,
+        tv_nsec: (ns % 1_000_000_000) as _,
+    }
+}
+
+impl RwLock {
+    /// Open readers-writer lock `name` in the default lock directory
+    /// (as [`crate::Mutex::open`]), creating it if needed.
+    ///
+    /// # Errors
+    ///
+    /// See [`RwBuilder::open`].
+    pub fn open(name: &str) -> Result<RwLock> {
+        RwLock::builder(name).open()
+    }
+
+    /// Start configuring how to open readers-writer lock `name`.
+    pub fn builder(name: &str) -> RwBuilder {
+        RwBuilder {
+            name: name.to_owned(),
+            dir: None,
+            mode: OpenMode::Create,
+            label: None,
+            lockdep: None,
+        }
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.file().path
+    }
+
+    /// The lock directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self) -> &LockFile {
+        self.file.as_ref().expect("the file is only taken by Drop")
+    }
+
+    #[inline]
+    fn page(&self) -> &RwPage {
+        self.file().map.rw_page()
+    }
+
+    #[inline]
+    fn word(&self) -> &RawMutex {
+        &self.page().mutex.mutex
+    }
+
+    #[inline]
+    fn me(&self) -> Me {
+        let mut me = identity::me();
+        if let Some(label) = self.label {
+            me.program = label;
+        }
+        me
+    }
+
+    fn raw_error(&self, e: RawError) -> Error {
+        match e {
+            RawError::WouldDeadlock => Error::Recursive {
+                name: self.name.clone(),
+            },
+            RawError::Deadlock => crate::deadlock::error(&self.dir, &self.name),
+            RawError::NotOwner => Error::NotOwner {
+                name: self.name.clone(),
+            },
+            RawError::Other(code) => Error::Io {
+                path: self.file().path.clone(),
+                action: "lock",
+                source: std::io::Error::from_raw_os_error(code),
+            },
+        }
+    }
+
+    /// A read after a read, or a write after a read, from this thread. (A
+    /// write after a write, or a read after a write, is seen by the word:
+    /// it names this thread.)
+    #[inline]
+    fn recursion(&self, wanted: Hold) -> Result<()> {
+        match held::get(self.key) {
+            None => Ok(()),
+            Some(_) => Err(self.recursive("reading", wanted)),
+        }
+    }
+
+    fn recursive(&self, held: &'static str, wanted: Hold) -> Error {
+        Error::RecursiveRw {
+            name: self.name.clone(),
+            held,
+            wanted: if wanted == Hold::Read {
+                "read"
+            } else {
+                "write"
+            },
+        }
+    }
+
+    /// Block until this thread reads (shares) the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RecursiveRw`] if this thread already holds it;
+    /// [`Error::Deadlock`] if waiting would close a deadlock cycle; as
+    /// [`crate::Mutex::lock`] otherwise.
+    pub fn read(&self) -> Result<ReadGuard<'_>> {
+        match self.acquire_read(Wait::Forever)? {
+            Some(g) => Ok(g),
+            None => unreachable!("Wait::Forever returned without the lock"),
+        }
+    }
+
+    /// Read if no writer holds or waits; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// As [`RwLock::read`]; a busy lock is `Ok(None)`.
+    pub fn try_read(&self) -> Result<Option<ReadGuard<'_>>> {
+        self.acquire_read(Wait::Try)
+    }
+
+    /// Wait at most `timeout` to read; `Ok(None)` when it expires.
+    ///
+    /// # Errors
+    ///
+    /// As [`RwLock::read`].
+    pub fn read_timeout(&self, timeout: Duration) -> Result<Option<ReadGuard<'_>>> {
+        self.acquire_read(Wait::Timeout(timeout))
+    }
+
+    /// Block until this thread writes (holds the lock alone).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Recursive`] if this thread writes already,
+    /// [`Error::RecursiveRw`] if it reads (no silent upgrade);
+    /// [`Error::Deadlock`] if waiting would close a deadlock cycle.
+    pub fn write(&self) -> Result<WriteGuard<'_>> {
+        match self.acquire_write(Wait::Forever)? {
+            Some(g) => Ok(g),
+            None => unreachable!("Wait::Forever returned without the lock"),
+        }
+    }
+
+    /// Write if nobody reads or writes; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// As [`RwLock::write`]; a busy lock is `Ok(None)`.
+    pub fn try_write(&self) -> Result<Option<WriteGuard<'_>>> {
+        self.acquire_write(Wait::Try)
+    }
+
+    /// Wait at most `timeout` to write; `Ok(None)` when it expires.
+    ///
+    /// # Errors
+    ///
+    /// As [`RwLock::write`].
+    pub fn write_timeout(&self, timeout: Duration) -> Result<Option<WriteGuard<'_>>> {
+        self.acquire_write(Wait::Timeout(timeout))
+    }
+
+    /// Read, waiting as `wait` says (interruptible waits ask their check
+    /// every [`INTERRUPT_SLICE`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Interrupted`], or as [`RwLock::read`].
+    pub fn acquire_read(&self, wait: Wait<'_>) -> Result<Option<ReadGuard<'_>>> {
+        self.recursion(Hold::Read)?;
+        let order = self.lockdep.before(matches!(wait, Wait::Try))?;
+        let got = match self.read_inner(wait) {
+            Err(Error::Recursive { .. }) => Err(self.recursive("writing", Hold::Read)),
+            other => other,
+        }?;
+        if got.is_some() {
+            self.lockdep.acquired(order);
+            held::set(self.key, Hold::Read);
+        }
+        Ok(got)
+    }
+
+    /// Write, waiting as `wait` says.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Interrupted`], or as [`RwLock::write`].
+    pub fn acquire_write(&self, wait: Wait<'_>) -> Result<Option<WriteGuard<'_>>> {
+        self.recursion(Hold::Write)?;
+        let order = self.lockdep.before(matches!(wait, Wait::Try))?;
+        let got = self.write_inner(wait)?;
+        if got.is_some() {
+            self.lockdep.acquired(order);
+        }
+        Ok(got)
+    }
+
+    #[inline]
+    fn read_inner(&self, wait: Wait<'_>) -> Result<Option<ReadGuard<'_>>> {
+        let page = self.page();
+        let me = self.me();
+        let start = clock::now_ns();
+        if self.word().word() == 0 && page.rw.death_pending.load(Ordering::Relaxed) == 0 {
+            if let Some(n) = readers::claim(page, &me, start) {
+                // The reader's half of the handshake: the claim above and
+                // this load are both sequentially consistent.
+                if self.word().word_seq_cst() == 0 {
+                    page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(ReadGuard::new(self, n, &me, false, 0)));
+                }
+                // A writer came: back out (waking it) and queue.
+                readers::release(page, n, crate::raw::layout::ident(me.pid, me.tid));
+            }
+        }
+        self.read_slow(Until::new(wait, start), &me, start)
+    }
+
+    #[cold]
+    fn read_slow(
+        &self,
+        mut until: Until<'_>,
+        me: &Me,
+        start: u64,
+    ) -> Result<Option<ReadGuard<'_>>> {
+        let page = self.page();
+        let _listed =
+            (!until.try_only).then(|| WaiterEntry::enter(&page.waiters[READER_WAITERS], me, start));
+        let Some(died) = self.take_word(&mut until, me)? else {
+            if !until.try_only {
+                page.rw.read_timeouts.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(None);
+        };
+        page.rw.admitting_tid.store(me.tid, Ordering::Relaxed);
+        // Holding the word, no writer is in; claim a slot. A full table
+        // waits for a reader to leave (leaving readers wake it, as they
+        // wake a draining writer) or die (looked for every slice).
+        page.rw.writer_waiting.store(1, Ordering::SeqCst);
+        let slot = loop {
+            if let Some(n) = readers::claim(page, me, clock::now_ns()) {
+                break Ok(n);
+            }
+            readers::reap(page);
+            let seq = page.rw.drain_seq.load(Ordering::SeqCst);
+            if let Some(n) = readers::claim(page, me, clock::now_ns()) {
+                break Ok(n);
+            }
+            if until.try_only || until.deadline.is_some_and(|d| clock::now_ns() >= d) {
+                break Err(None);
+            }
+            futex::wait(&page.rw.drain_seq, seq, DEAD_READER_CHECK);
+            if let Err(e) = until.check(&self.name) {
+                break Err(Some(e));
+            }
+        };
+        page.rw.writer_waiting.store(0, Ordering::SeqCst);
+        page.rw.admitting_tid.store(0, Ordering::Relaxed);
+        let slot = match slot {
+            Ok(n) => n,
+            Err(e) => {
+                if died {
+                    page.rw.death_pending.store(1, Ordering::Relaxed);
+                }
+                let _ = self.word().unlock();
+                return match e {
+                    Some(e) => Err(e),
+                    None => Ok(None),
+                };
+            }
+        };
+        self.word().unlock().map_err(|e| self.raw_error(e))?;
+        let waited = clock::now_ns().saturating_sub(start);
+        page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
+        page.rw.read_contended.fetch_add(1, Ordering::Relaxed);
+        page.rw.read_wait_ns.fetch_add(waited, Ordering::Relaxed);
+        Ok(Some(ReadGuard::new(self, slot, me, died, waited)))
+    }
+
+    /// Take the writers' word as `until` says; `Some(told)` with whether
+    /// the previous holder died (and this caller is the one told), `None`
+    /// when the wait ended without it.
+    fn take_word(&self, until: &mut Until<'_>, me: &Me) -> Result<Option<bool>> {
+        let word = self.word();
+        let got = if until.try_only {
+            word.try_lock()
+        } else if until.interrupted.is_none() {
+            match until.deadline {
+                None => word.lock(),
+                Some(d) => word.lock_until(timespec(d)),
+            }
+        } else {
+            loop {
+                let now = clock::now_ns();
+                let slice_end = now.saturating_add(INTERRUPT_SLICE.as_nanos() as u64);
+                let end = until.deadline.map_or(slice_end, |d| d.min(slice_end));
+                match word.lock_until(timespec(end)) {
+                    Ok(Acquire::Busy) if until.deadline.is_none_or(|d| end < d) => {
+                        until.check(&self.name)?;
+                    }
+                    other => break other,
+                }
+            }
+        };
+        match got.map_err(|e| self.raw_error(e))? {
+            Acquire::Busy => Ok(None),
+            Acquire::Taken => Ok(Some(self.after_word(false, me))),
+            Acquire::OwnerDied => Ok(Some(self.after_word(true, me))),
+        }
+    }
+
+    /// Just after taking the word: whether to tell this holder that a
+    /// writer died (the word said its owner died and that owner was not a
+    /// reader being admitted, or a writer ended abandoned).
+    fn after_word(&self, word_died: bool, me: &Me) -> bool {
+        let page = self.page();
+        // Plain loads first: both are almost always 0, and a swap would
+        // cost an atomic read-modify-write on every write.
+        let admitting = match page.rw.admitting_tid.load(Ordering::Relaxed) {
+            0 => 0,
+            _ => page.rw.admitting_tid.swap(0, Ordering::Relaxed),
+        };
+        let mut died = word_died;
+        if word_died && admitting != 0 && admitting != me.tid {
+            // A reader died while being admitted: count it (unless its slot
+            // holds its bit: then the drain's reaping counts it), tell
+            // nobody.
+            died = false;
+            let occupied = page.rw.occupied.load(Ordering::Acquire);
+            let in_table = page.readers.iter().enumerate().any(|(n, s)| {
+                s.ident.load(Ordering::Acquire) as u32 == admitting && occupied & (1 << n) != 0
+            });
+            if !in_table {
+                page.rw.reader_deaths.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if word_died {
+            owner::repair(&page.owner);
+        }
+        if page.rw.death_pending.load(Ordering::Relaxed) != 0
+            && page.rw.death_pending.swap(0, Ordering::Relaxed) != 0
+        {
+            died = true;
+        }
+        if died {
+            page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
+        }
+        died
+    }
+
+    #[inline]
+    fn write_inner(&self, wait: Wait<'_>) -> Result<Option<WriteGuard<'_>>> {
+        let page = self.page();
+        let me = self.me();
+        let got = self.word().try_lock().map_err(|e| self.raw_error(e))?;
+        // Read the clock only once on the uncontended path.
+        let start = clock::now_ns();
+        let mut until = Until::new(wait, start);
+        let mut waited = false;
+        let died = match got {
+            Acquire::Taken => self.after_word(false, &me),
+            Acquire::OwnerDied => self.after_word(true, &me),
+            Acquire::Busy if until.try_only => return Ok(None),
+            Acquire::Busy => {
+                waited = true;
+                let _listed = WaiterEntry::enter(&page.waiters[WRITER_WAITERS], &me, start);
+                match self.take_word(&mut until, &me)? {
+                    Some(died) => died,
+                    None => {
+                        stats::on_timeout(&page.stats);
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        // The writer's half of the handshake (see `readers::any_rmw`).
+        if readers::any_rmw(page) {
+            waited = true;
+            let drained = {
+                let _listed = WaiterEntry::enter(&page.waiters[WRITER_WAITERS], &me, start);
+                self.drain(&mut until)
+            };
+            match drained {
+                Ok(true) => {}
+                other => {
+                    // Timed out or interrupted: hand the word on, keeping a
+                    // death notice for the next holder.
+                    if died {
+                        page.rw.death_pending.store(1, Ordering::Relaxed);
+                    }
+                    let _ = self.word().unlock();
+                    if !until.try_only && other.is_ok() {
+                        stats::on_timeout(&page.stats);
+                    }
+                    return other.map(|_| None);
+                }
+            }
+        }
+        let now = if waited { clock::now_ns() } else { start };
+        let waited_ns = waited.then(|| now.saturating_sub(start));
+        self.writing.store(true, Ordering::Relaxed);
+        owner::write(&page.owner, &me, now, died, self.label.is_some());
+        stats::on_acquire(&page.stats, waited_ns, false);
+        Ok(Some(WriteGuard::new(
+            self,
+            me.tid,
+            died,
+            waited_ns.unwrap_or(0),
+        )))
+    }
+
+    /// Holding the word, wait until no reader slot is taken: `Ok(false)`
+    /// when the deadline passed (or a try found readers).
+    fn drain(&self, until: &mut Until<'_>) -> Result<bool> {
+        let page = self.page();
+        let rw = &page.rw;
+        rw.writer_waiting.store(1, Ordering::SeqCst);
+        let mut last_check = clock::now_ns();
+        let result = loop {
+            let seq = rw.drain_seq.load(Ordering::SeqCst);
+            if !readers::any(page) {
+                break Ok(true);
+            }
+            let now = clock::now_ns();
+            if until.try_only || until.deadline.is_some_and(|d| now >= d) {
+                break Ok(false);
+            }
+            if now.saturating_sub(last_check) >= DEAD_READER_CHECK.as_nanos() as u64 {
+                last_check = now;
+                readers::reap(page);
+                if let Err(e) = until.check(&self.name) {
+                    break Err(e);
+                }
+                continue;
+            }
+            let mut slice = DEAD_READER_CHECK;
+            if let Some(d) = until.deadline {
+                slice = slice.min(Duration::from_nanos(d - now));
+            }
+            if futex::wait(&rw.drain_seq, seq, slice) == Woken::TimedOut {
+                last_check = 0; // look for dead readers now
+            }
+        };
+        rw.writer_waiting.store(0, Ordering::SeqCst);
+        result
+    }
+
+    /// Release a write hold (from [`WriteGuard`]'s drop or downgrade).
+    fn exit_write(&self, abandoned: bool, me: &Me) {
+        let page = self.page();
+        let acquired = owner::acquired_ns(&page.owner);
+        let now = clock::now_ns();
+        stats::on_release(&page.stats, me, now.saturating_sub(acquired), acquired);
+        owner::clear(&page.owner);
+        if abandoned {
+            page.rw.death_pending.store(1, Ordering::Relaxed);
+        }
+        self.writing.store(false, Ordering::Relaxed);
+        // Unlock cannot fail for the holding thread.
+        let _ = self.word().unlock();
+    }
+
+    /// The writer holding the lock, if any (a writer waiting for readers
+    /// to drain is not shown until it writes).
+    ///
+    /// # Errors
+    ///
+    /// None today; kept fallible like [`crate::Mutex::owner`].
+    pub fn writer(&self) -> Result<Option<Owner>> {
+        let page = self.page();
+        Ok(owner::read_with_word(&page.owner, Some(self.word().word())))
+    }
+
+    /// The readers holding the lock now, longest first (dead readers not
+    /// yet freed are left out).
+    pub fn readers(&self) -> Vec<Reader> {
+        readers::list(self.page())
+    }
+
+    /// Threads waiting to write, longest first.
+    pub fn writers_waiting(&self) -> Vec<Waiter> {
+        waiters::scan(&self.page().waiters[WRITER_WAITERS], Scan::LiveReadOnly)
+    }
+
+    /// Threads waiting to read, longest first.
+    pub fn readers_waiting(&self) -> Vec<Waiter> {
+        waiters::scan(&self.page().waiters[READER_WAITERS], Scan::LiveReadOnly)
+    }
+
+    /// The statistics.
+    pub fn stats(&self) -> RwStats {
+        stats_of(self.file())
+    }
+
+    /// The raw shared state: (writers' word, admitting reader's tid,
+    /// held-slot bitmap). For the torture harness, which inspects a
+    /// stopped process; not a stable interface.
+    #[doc(hidden)]
+    pub fn raw_state(&self) -> (u32, u32, u64) {
+        let page = self.page();
+        (
+            self.word().word(),
+            page.rw.admitting_tid.load(Ordering::Acquire),
+            page.rw.occupied.load(Ordering::Acquire),
+        )
+    }
+
+    /// Number of reader slots: the most readers that hold it at once.
+    pub const fn reader_slots() -> usize {
+        READER_SLOTS
+    }
+}
+
+/// The statistics of the readers-writer lock mapped by `file` (the caller
+/// checked the kind).
+pub(crate) fn stats_of(file: &LockFile) -> RwStats {
+    let page = file.map.rw_page();
+    let rw = &page.rw;
+    let writes = stats::snapshot(&page.stats);
+    RwStats {
+        writer_deaths: writes.owner_died,
+        writes,
+        reads: rw.read_acquisitions.load(Ordering::Relaxed),
+        reads_contended: rw.read_contended.load(Ordering::Relaxed),
+        read_wait: Duration::from_nanos(rw.read_wait_ns.load(Ordering::Relaxed)),
+        read_timeouts: rw.read_timeouts.load(Ordering::Relaxed),
+        reader_deaths: rw.reader_deaths.load(Ordering::Relaxed),
+    }
+}
+
+/// The readers of the readers-writer lock mapped by `file` (for
+/// [`crate::LockView`]; the caller checked the kind).
+pub(crate) fn readers_of(file: &LockFile) -> Vec<Reader> {
+    readers::list(file.map.rw_page())
+}
+
+impl Drop for RwLock {
+    fn drop(&mut self) {
+        if self.writing.load(Ordering::Relaxed)
+            && let Some(file) = self.file.take()
+        {
+            // A leaked guard: a write hold links the word into this
+            // thread's robust list, which must never point at unmapped
+            // memory.
+            file.map.leak();
+        }
+    }
+}
+
+impl std::fmt::Debug for RwLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RwLock")
+            .field("name", &self.name)
+            .field("path", &self.file().path)
+            .finish()
+    }
+}
