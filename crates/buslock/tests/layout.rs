@@ -10,8 +10,8 @@
 use std::mem::{align_of, offset_of, size_of};
 
 use buslock::raw::layout::{
-    EventRing, FILE_SIZE, Header, LAYOUT_VERSION, LockPage, MAGIC, MutexBlock, OwnerRecord,
-    StatsBlock, WaiterSlot,
+    EventRing, FILE_SIZE, Header, KIND_MUTEX, LAYOUT_VERSION, LockPage, MAGIC, MutexBlock,
+    OwnerRecord, RwBlock, RwPage, StatsBlock, WaiterSlot,
 };
 
 /// Where the owner record starts in the file.
@@ -20,7 +20,7 @@ const OWNER: usize = 192;
 #[test]
 fn struct_offsets_are_the_same_on_every_target() {
     assert_eq!(
-        LAYOUT_VERSION, 2,
+        LAYOUT_VERSION, 3,
         "layout version changed: update this table"
     );
     assert_eq!(FILE_SIZE, 8192);
@@ -42,6 +42,7 @@ fn struct_offsets_are_the_same_on_every_target() {
         ),
         ("starving_beat_ns", offset_of!(Header, starving_beat_ns), 88),
         ("boot_id", offset_of!(Header, boot_id), 96),
+        ("kind", offset_of!(Header, kind), 112),
         ("size_of Header", size_of::<Header>(), 128),
     ];
     let page = [
@@ -61,6 +62,18 @@ fn struct_offsets_are_the_same_on_every_target() {
         ("size_of LockPage", size_of::<LockPage>(), 8128),
         ("align_of LockPage", align_of::<LockPage>(), 64),
     ];
+    // A readers-writer lock's page shares the mutex page's first 2944 bytes.
+    let rw = [
+        ("rw header", offset_of!(RwPage, header), 0),
+        ("rw word", offset_of!(RwPage, mutex), 128),
+        ("rw writer record", offset_of!(RwPage, owner), OWNER),
+        ("rw stats", offset_of!(RwPage, stats), 256),
+        ("rw waiters", offset_of!(RwPage, waiters), 896),
+        ("rw block", offset_of!(RwPage, rw), 2944),
+        ("size_of RwBlock", size_of::<RwBlock>(), 64),
+        ("rw readers", offset_of!(RwPage, readers), 3008),
+        ("size_of RwPage", size_of::<RwPage>(), 7104),
+    ];
     let owner = [
         ("seq", offset_of!(OwnerRecord, seq), 0),
         ("pid", offset_of!(OwnerRecord, pid), 4),
@@ -78,6 +91,7 @@ fn struct_offsets_are_the_same_on_every_target() {
     let wrong: Vec<String> = header
         .iter()
         .chain(&page)
+        .chain(&rw)
         .chain(&owner)
         .filter(|(_, got, want)| got != want)
         .map(|(what, got, want)| format!("{what}: {got}, pinned {want}"))
@@ -111,6 +125,7 @@ fn a_held_lock_file_on_disk_has_the_pinned_bytes() {
     assert_eq!(u32_at(&bytes, 8), LAYOUT_VERSION);
     assert_eq!(u32_at(&bytes, 12), 2, "init state READY");
     assert_eq!(u32_at(&bytes, 16), FILE_SIZE as u32);
+    assert_eq!(u32_at(&bytes, 112), KIND_MUTEX, "kind");
     let abi = String::from_utf8_lossy(&bytes[40..72]);
     assert!(
         abi.starts_with(std::env::consts::ARCH),
