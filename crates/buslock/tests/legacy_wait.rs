@@ -86,11 +86,20 @@ fn wait_for_the_legacy_file(how: HowToWait) -> (u64, u32) {
     seen
 }
 
+/// Most context switches a wait that blocks in the kernel may show: 1 to 9
+/// on a quiet machine, 21 seen under a loaded CI run (the short windows
+/// left to pollers, preemption). Polling every 1 ms over the 400 ms wait
+/// showed 288 to 352, so the line between the two is wide.
+const BLOCKING_AT_MOST: u64 = 100;
+
 #[test]
 fn an_interruptible_wait_for_the_legacy_file_does_not_poll() {
     let (switches, asked) = wait_for_the_legacy_file(HowToWait::Interruptible(None));
     // Polling every 1 ms for 400 ms would be hundreds.
-    assert!(switches < 20, "{switches} context switches while waiting");
+    assert!(
+        switches < BLOCKING_AT_MOST,
+        "{switches} context switches while waiting"
+    );
     assert_eq!(asked, 0, "no signal arrived, so nothing had to be asked");
 }
 
@@ -98,7 +107,10 @@ fn an_interruptible_wait_for_the_legacy_file_does_not_poll() {
 fn a_wait_with_a_deadline_for_the_legacy_file_polled_every_millisecond() {
     let (switches, _) = wait_for_the_legacy_file(HowToWait::Timeout(Duration::from_secs(30)));
     // Polling every 1 ms for 400 ms would be hundreds.
-    assert!(switches < 20, "{switches} context switches while waiting");
+    assert!(
+        switches < BLOCKING_AT_MOST,
+        "{switches} context switches while waiting"
+    );
 }
 
 #[test]
@@ -108,7 +120,7 @@ fn an_interruptible_wait_with_a_deadline_for_the_legacy_file_does_not_poll() {
     // One wake-up per interrupt slice (50 ms) is expected; polling every
     // 1 ms for 400 ms would be hundreds.
     assert!(
-        switches < 20 + u64::from(asked),
+        switches < BLOCKING_AT_MOST + u64::from(asked),
         "{switches} context switches while waiting ({asked} slices)"
     );
 }
