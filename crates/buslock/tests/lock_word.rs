@@ -386,6 +386,12 @@ fn holder_thread_that_ended_in_a_live_process_is_not_shown_as_holding() {
         // word: the next locker finds the thread gone (ESRCH) instead.
         eprintln!("note: no robust list here; checking the ESRCH takeover instead");
     }
+    // join() can return a moment before the thread is gone from /proc
+    // (seen under qemu-user): wait for the kernel thread itself.
+    let task = format!("/proc/self/task/{tid}");
+    wait_until("the holder thread to end in the kernel", || {
+        !Path::new(&task).exists()
+    });
     // The process lives on; the thread does not.
     assert!(!m.is_locked(), "a dead thread is not holding");
     let owner = m.owner().unwrap().expect("still recorded");
