@@ -199,27 +199,45 @@ fn abba(mode: &str) {
     let tid1 = p1.expect("holding");
     let tid2 = p2.expect("holding");
     std::fs::write(dir.path().join("go2"), b"").unwrap();
+    let p1_pid = p1.pid();
     let p2_pid = p2.pid();
     wait_until("P2 to wait for A", || {
         a.waiters().unwrap().iter().any(|w| w.pid == p2_pid)
     });
     std::fs::write(dir.path().join("go1"), b"").unwrap();
-    let message = p1.expect("deadlock");
+    // P2 is listed as a waiter just before it blocks in the kernel, so P1
+    // may block on B first; then P2's own wait closes the cycle and P2 is
+    // the one refused. Whichever closes it gets the error, the other side
+    // its lock.
+    let first = loop {
+        let line = p1.line(WATCHDOG);
+        if line.starts_with("@deadlock") || line.starts_with("@got") {
+            break line;
+        }
+    };
+    let (mut victim, mut other, message) = match first.strip_prefix("@deadlock") {
+        Some(message) => (p1, p2, message.trim().to_owned()),
+        None => {
+            let message = p2.expect("deadlock");
+            (p2, p1, message)
+        }
+    };
     for needle in [
         "lock 'A'".to_owned(),
         "lock 'B'".to_owned(),
-        format!("pid {} tid {tid1}", p1.pid()),
+        format!("pid {p1_pid} tid {tid1}"),
         format!("pid {p2_pid} tid {tid2}"),
         "lock_word".to_owned(), // the program name of both sides
     ] {
         assert!(message.contains(&needle), "{needle:?} not in: {message}");
     }
-    // The victim keeps A until it drops it; then the other side gets it.
-    p1.expect("released");
-    p2.expect("got");
-    p2.expect("released");
-    assert!(p1.wait().success(), "the victim must not abort");
-    assert!(p2.wait().success());
+    // The victim keeps its first lock until it drops it; then the other
+    // side gets it.
+    victim.expect("released");
+    other.expect("got");
+    other.expect("released");
+    assert!(victim.wait().success(), "the victim must not abort");
+    assert!(other.wait().success());
     // Nothing else disturbed: both locks are free and healthy.
     let b = open(dir.path(), "B");
     for m in [&a, &b] {
