@@ -38,6 +38,7 @@ needs_robust_list=(
   sigkilled_holder_releases_to_blocked_waiter_who_is_told
   state_after_the_holder_is_sigkilled_shows_the_death
   demo_finishes_with_zero_overlaps_and_a_recovery
+  demo_with_one_worker_recovers_through_its_restart
 )
 # Tests that need posix_spawn to report a failed exec.
 needs_spawn_errors=(
