@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use rustix::process::Signal;
-use support::{BIN, Proc, buslock, run};
+use support::{BIN, Proc, buslock, cannot_run_as_nobody, run};
 
 /// `buslock ARGS` as a user who can read but not write `SPI.lock`: as
 /// root, drop to `nobody` with setpriv (no user is created); otherwise the
@@ -25,38 +25,15 @@ fn reader(dir: &Path, args: &[&str]) -> Command {
     c
 }
 
-/// Why root cannot act as `nobody` here, if it cannot: in a user namespace
-/// that maps only uid 0 (the ARM tests under qemu run in one) setresuid
-/// fails, and root there may still write any file it owns.
-fn cannot_drop_to_nobody() -> Option<String> {
-    if !rustix::process::geteuid().is_root() {
-        return None;
-    }
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "--version",
-        ])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
-        Err(e) => Some(format!("setpriv: {e}")),
-    }
-}
-
 #[test]
 fn state_list_watch_and_doctor_work_with_read_access_only() {
-    if let Some(why) = cannot_drop_to_nobody() {
+    if let Some(why) = cannot_run_as_nobody().filter(|_| rustix::process::geteuid().is_root()) {
         // Past the harness's output capture, so the skip shows in every run.
         use std::io::Write as _;
         let _ = writeln!(
             std::io::stderr(),
             "SKIPPED state_list_watch_and_doctor_work_with_read_access_only: \
-             root cannot switch to uid 65534 here ({why})"
+             {why}"
         );
         return;
     }

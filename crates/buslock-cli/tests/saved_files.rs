@@ -91,9 +91,11 @@ fn saved_lock_file_naming_a_live_unrelated_thread_is_free_in_state_and_taken_ove
 /// root to run the command as `nobody`; skipped otherwise.
 #[test]
 fn saved_lock_file_naming_another_users_thread_is_taken_over_by_run() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!(
-            "SKIPPED saved_lock_file_naming_another_users_thread_is_taken_over_by_run: needs root"
+    if let Some(why) = support::cannot_run_as_nobody() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED saved_lock_file_naming_another_users_thread_is_taken_over_by_run: {why}"
         );
         return;
     }

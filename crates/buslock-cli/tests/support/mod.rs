@@ -162,3 +162,30 @@ pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Why root cannot run the `buslock` binary as `nobody` (uid 65534) here,
+/// if it cannot: not root, or a user namespace that maps only uid 0 (the
+/// ARM tests under qemu run in one), where setresuid fails and root may
+/// still write the files it owns.
+pub fn cannot_run_as_nobody() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("needs root".into());
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "--version",
+        ])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "root cannot switch to uid 65534 here ({})",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("setpriv: {e}")),
+    }
+}
