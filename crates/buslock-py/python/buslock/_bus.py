@@ -4,7 +4,7 @@ the wrapped package as an optional extra."""
 
 import importlib
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, FrozenSet, Optional, TypeVar
 
 from ._buslock import Mutex
 
@@ -80,3 +80,63 @@ class BusLock:
     def held(self) -> bool:
         """Whether the calling thread holds the bus through this object."""
         return self._thread == threading.get_ident()
+
+
+_Device = TypeVar("_Device", bound="LockedDevice")
+
+
+class LockedDevice:
+    """The part of a bus class that does not depend on the bus: every call
+    and attribute write of the wrapped device ``self._dev`` under the bus
+    lock ``self._lock`` (set by ``open``), except the names in
+    ``_UNLOCKED``; ``session()``, ``lock``, and use as a context manager."""
+
+    #: Methods of the wrapped device that run without the lock.
+    _UNLOCKED: FrozenSet[str] = frozenset()
+    #: What to say when the device is used before ``open``.
+    _NOT_OPEN = "the device is not open: call open() first"
+    _dev: Any
+    _lock: Optional[BusLock]
+
+    @property
+    def lock(self) -> Any:
+        """The ``buslock.Mutex`` of this bus (after ``open``)."""
+        return self._held_lock().mutex
+
+    def _held_lock(self) -> BusLock:
+        if self._lock is None:
+            raise RuntimeError(self._NOT_OPEN)
+        return self._lock
+
+    def session(self) -> BusLock:
+        """``with dev.session():`` holds the bus across several calls."""
+        return self._held_lock()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._dev, name)
+        if callable(value) and name not in self._UNLOCKED and not name.startswith("_"):
+            def locked(*args: Any, **kwargs: Any) -> Any:
+                with self._held_lock():
+                    return value(*args, **kwargs)
+
+            return locked
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Settings (SPI mode, speed, ...) reconfigure the device for every
+        # user of the bus.
+        if self._lock is None:
+            setattr(self._dev, name, value)
+        else:
+            with self._lock:
+                setattr(self._dev, name, value)
+
+    def __enter__(self: _Device) -> _Device:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the device."""
+        self._dev.close()

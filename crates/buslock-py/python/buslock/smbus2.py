@@ -30,7 +30,7 @@ import os
 from typing import Any, Callable, Optional, Union
 
 from ._buslock import bus_lock_name
-from ._bus import BusLock, import_extra
+from ._bus import BusLock, LockedDevice, import_extra
 
 _smbus2 = import_extra("smbus2", "smbus2", "buslock.smbus2")
 
@@ -39,11 +39,14 @@ i2c_msg = _smbus2.i2c_msg
 
 __all__ = ["SMBus", "i2c_msg"]
 
-_UNLOCKED = frozenset(["open", "close", "fileno"])
 
 
-class SMBus:
+class SMBus(LockedDevice):
     """``smbus2.SMBus`` with the bus lock held around every call."""
+
+    # Calls that need no lock: they touch no bus.
+    _UNLOCKED = frozenset(["open", "close", "fileno"])
+    _NOT_OPEN = "SMBus is not open: call open(bus) first"
 
     def __init__(
         self,
@@ -69,48 +72,7 @@ class SMBus:
         )
         self._dev.open(bus)
 
-    @property
-    def lock(self) -> Any:
-        """The ``buslock.Mutex`` of this bus (after ``open``)."""
-        return self._held_lock().mutex
-
-    def _held_lock(self) -> BusLock:
-        if self._lock is None:
-            raise RuntimeError("SMBus is not open: call open(bus) first")
-        return self._lock
-
-    def session(self) -> BusLock:
-        """``with bus.session():`` holds the bus across several calls."""
-        return self._held_lock()
-
     def i2c_rdwr(self, *msgs: Any) -> None:
         """Combined read/write transaction (``I2C_RDWR``), under the lock."""
         with self._held_lock():
             return self._dev.i2c_rdwr(*msgs)
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._dev, name)
-        if callable(value) and name not in _UNLOCKED and not name.startswith("_"):
-            def locked(*args: Any, **kwargs: Any) -> Any:
-                with self._held_lock():
-                    return value(*args, **kwargs)
-
-            return locked
-        return value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if self._lock is None:
-            setattr(self._dev, name, value)
-        else:
-            with self._lock:
-                setattr(self._dev, name, value)
-
-    def __enter__(self) -> "SMBus":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the bus."""
-        self._dev.close()

@@ -36,18 +36,19 @@ import os
 from typing import Any, Callable, Optional
 
 from ._buslock import bus_lock_name
-from ._bus import BusLock, import_extra
+from ._bus import BusLock, LockedDevice, import_extra
 
 _spidev = import_extra("spidev", "spidev", "buslock.spidev")
 
 __all__ = ["SpiDev"]
 
-# Calls that need no lock: they touch no bus.
-_UNLOCKED = frozenset(["open", "open_path", "close", "fileno"])
 
-
-class SpiDev:
+class SpiDev(LockedDevice):
     """``spidev.SpiDev`` with the bus lock held around every call."""
+
+    # Calls that need no lock: they touch no bus.
+    _UNLOCKED = frozenset(["open", "open_path", "close", "fileno"])
+    _NOT_OPEN = "SpiDev is not open: call open(bus, device) first"
 
     def __init__(
         self,
@@ -79,20 +80,6 @@ class SpiDev:
         self._use(os.fspath(path))
         self._dev.open_path(path)
 
-    @property
-    def lock(self) -> Any:
-        """The ``buslock.Mutex`` of this device's bus (after ``open``)."""
-        return self._held_lock().mutex
-
-    def _held_lock(self) -> BusLock:
-        if self._lock is None:
-            raise RuntimeError("SpiDev is not open: call open(bus, device) first")
-        return self._lock
-
-    def session(self) -> BusLock:
-        """``with spi.session():`` holds the bus across several calls."""
-        return self._held_lock()
-
     def xfer(self, values: Any, *args: Any) -> Any:
         """Transfer (chip select released between bytes), under the lock."""
         with self._held_lock():
@@ -122,31 +109,3 @@ class SpiDev:
         """Write a block of any size, under the lock."""
         with self._held_lock():
             return self._dev.writebytes2(values)
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._dev, name)
-        if callable(value) and name not in _UNLOCKED and not name.startswith("_"):
-            def locked(*args: Any, **kwargs: Any) -> Any:
-                with self._held_lock():
-                    return value(*args, **kwargs)
-
-            return locked
-        return value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Settings (mode, speed, ...) reconfigure the device for every user.
-        if self._lock is None:
-            setattr(self._dev, name, value)
-        else:
-            with self._lock:
-                setattr(self._dev, name, value)
-
-    def __enter__(self) -> "SpiDev":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the device."""
-        self._dev.close()
