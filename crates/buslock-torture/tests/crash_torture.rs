@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, run_with_watchdog};
+use common::harness;
 
 fn number_after(text: &str, label: &str) -> u64 {
     let rest = &text[text
@@ -23,18 +22,11 @@ fn number_after(text: &str, label: &str) -> u64 {
 
 #[test]
 fn crash_torture_300_kills_no_violation_no_lost_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_with_watchdog(
-        Command::new(BIN)
-            .arg("crash")
-            .args(["--workers", "4", "--kills", "300"])
-            .arg("--dir")
-            .arg(dir.path()),
+    let (out, stdout) = harness(
+        "crash",
+        &["--workers", "4", "--kills", "300"],
         Duration::from_secs(240),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "crash torture failed:\n{stdout}");
     assert_eq!(number_after(&stdout, "kills:"), 300);
     // Only meaningful if kills landed inside the lock, not just on waiters.
@@ -49,18 +41,11 @@ fn crash_torture_300_kills_no_violation_no_lost_report() {
 /// which lets go and goes on; no worker aborts.
 #[test]
 fn crash_torture_with_sliced_waiters_and_abba_pairs_no_violation_no_lost_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_with_watchdog(
-        Command::new(BIN)
-            .arg("crash")
-            .args(["--workers", "6", "--kills", "300", "--sliced", "--abba"])
-            .arg("--dir")
-            .arg(dir.path()),
+    let (out, stdout) = harness(
+        "crash",
+        &["--workers", "6", "--kills", "300", "--sliced", "--abba"],
         Duration::from_secs(240),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "crash torture failed:\n{stdout}");
     assert_eq!(number_after(&stdout, "kills:"), 300);
     assert!(number_after(&stdout, "kills: 300 (") > 0, "{stdout}");
@@ -75,18 +60,11 @@ fn crash_torture_with_sliced_waiters_and_abba_pairs_no_violation_no_lost_report(
 
 #[test]
 fn contention_64_processes_no_violation_no_starvation() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_with_watchdog(
-        Command::new(BIN)
-            .arg("contend")
-            .args(["--procs", "64", "--count", "500", "--deadline-s", "240"])
-            .arg("--dir")
-            .arg(dir.path()),
+    let (out, stdout) = harness(
+        "contend",
+        &["--procs", "64", "--count", "500", "--deadline-s", "240"],
         Duration::from_secs(300),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "contention run failed:\n{stdout}");
     assert_eq!(number_after(&stdout, "counter"), 64 * 500);
     assert!(stdout.contains("exclusion violations 0"), "{stdout}");

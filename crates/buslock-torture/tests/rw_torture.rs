@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, run_with_watchdog};
+use common::harness;
 
 /// The two numbers of a `label: A found, B ...` line.
 fn found_and_counted(text: &str, label: &str) -> (u64, u64) {
@@ -33,18 +32,11 @@ fn number_in(text: &str, label: &str, i: usize) -> u64 {
 
 #[test]
 fn rw_torture_300_kills_no_violation_every_death_told_or_freed() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_with_watchdog(
-        Command::new(BIN)
-            .arg("rwcrash")
-            .args(["--workers", "6", "--kills", "300", "--gap-us", "5000"])
-            .arg("--dir")
-            .arg(dir.path()),
+    let (out, stdout) = harness(
+        "rwcrash",
+        &["--workers", "6", "--kills", "300", "--gap-us", "5000"],
         Duration::from_secs(240),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "rw torture failed:\n{stdout}");
     assert!(stdout.contains("violations: 0"), "{stdout}");
     assert!(stdout.contains("stuck: 0"), "{stdout}");

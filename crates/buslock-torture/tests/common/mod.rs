@@ -42,6 +42,25 @@ pub fn run_with_watchdog(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
+/// Run harness `subcommand` of the torture binary with `args` in a fresh
+/// temporary lock directory under the watchdog `limit`; print its output
+/// (shown when a test fails) and return its status and standard output.
+pub fn harness(subcommand: &str, args: &[&str], limit: Duration) -> (Output, String) {
+    let dir = tempfile::tempdir().expect("temporary lock directory");
+    let out = run_with_watchdog(
+        Command::new(BIN)
+            .arg(subcommand)
+            .args(args)
+            .arg("--dir")
+            .arg(dir.path()),
+        limit,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    (out, stdout)
+}
+
 /// Poll `cond` every few ms; `false` if it never held within `limit`.
 pub fn wait_until(limit: Duration, cond: impl FnMut() -> bool) -> bool {
     support::poll_until(limit, Duration::from_millis(5), cond)
