@@ -39,6 +39,7 @@ needs_robust_list=(
   state_after_the_holder_is_sigkilled_shows_the_death
   demo_finishes_with_zero_overlaps_and_a_recovery
   demo_with_one_worker_recovers_through_its_restart
+  a_death_found_by_an_acquirer_that_steps_aside_is_reported_once
 )
 # Tests that need posix_spawn to report a failed exec.
 needs_spawn_errors=(

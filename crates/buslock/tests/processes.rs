@@ -509,6 +509,12 @@ fn a_death_found_by_an_acquirer_that_steps_aside_is_reported_once() {
     // the death is reported exactly once, and to this waiter: the other
     // process, if it got the lock first, stepped aside and passed the
     // notice on.
+    if !buslock::raw::robust::available() {
+        // The kernel wakes a queued waiter without marking the word, so
+        // nobody can be told (scripts/test.d/arm.sh lists this test).
+        eprintln!("skipped: no robust list here (emulator?), the kernel cannot mark deaths");
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let m = std::sync::Arc::new(open(dir.path()));
     let mut holder = Helper::spawn("hold", dir.path(), &[]);

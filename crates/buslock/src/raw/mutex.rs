@@ -37,6 +37,10 @@
 //!      taker loses the compare-and-swap and calls the kernel again, which
 //!      now queues it behind us.
 //!    - `EAGAIN`/`EINTR`: the owner is exiting or a signal came: call again.
+//!    - `EINVAL`: the kernel's PI state has lost its owner (it died without
+//!      a robust list marking the word) and the waiter the kernel woke has
+//!      not yet written its TID: call again 1 ms later, up to two seconds
+//!      (then the error: the word was not written by this protocol).
 //!    - `ETIMEDOUT`: [`Acquire::Busy`].
 //! 5. If the word has `FUTEX_OWNER_DIED`, clear that bit only (atomic AND,
 //!    keeping `FUTEX_WAITERS` so that the release still goes through the
@@ -142,6 +146,19 @@ pub const NODE_NEXT_OFFSET: usize =
     core::mem::offset_of!(RawMutex, node) + core::mem::offset_of!(Node, next);
 
 const _: () = assert!(NODE_NEXT_OFFSET as isize + robust::FUTEX_OFFSET == 0);
+
+/// How many times in a row a blocking lock calls the kernel again after
+/// `EINVAL` (1 ms apart) before it reports the error: the kernel's PI state
+/// and the word disagree only until the waiter it woke runs (see
+/// `RawMutex::lock_until`); a word that stays inconsistent for seconds was
+/// written by something other than this protocol.
+const SETTLE_TRIES: u32 = 2000;
+
+/// Whether the `CLOCK_MONOTONIC` instant `deadline` has passed.
+fn passed(deadline: Timespec) -> bool {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (now.tv_sec, now.tv_nsec) >= (deadline.tv_sec, deadline.tv_nsec)
+}
 
 /// Kernels before 5.14 lack `FUTEX_LOCK_PI2`: remembered after the first
 /// `ENOSYS`.
@@ -300,7 +317,10 @@ impl RawMutex {
                 }
                 // The owner is exiting (the kernel has not finished
                 // marking it): busy, as glibc's trylock says.
-                libc::EAGAIN | libc::EBUSY | libc::EINTR => {
+                // EINVAL: the kernel's PI state lost its owner and the
+                // waiter it woke has not yet taken the word (see
+                // `lock_inner`); that waiter gets it, so busy.
+                libc::EAGAIN | libc::EBUSY | libc::EINTR | libc::EINVAL => {
                     op.end();
                     return Ok(Acquire::Busy);
                 }
@@ -366,6 +386,7 @@ impl RawMutex {
             return Err(RawError::WouldDeadlock);
         }
         let mono = deadline.map(to_libc);
+        let mut settling = 0;
         loop {
             let rc = if NO_LOCK_PI2.load(Ordering::Relaxed) == 0 {
                 match futex(&self.word, FUTEX_LOCK_PI2, mono.as_ref()) {
@@ -399,6 +420,19 @@ impl RawMutex {
                     }
                 }
                 libc::EAGAIN | libc::EINTR => {}
+                libc::EINVAL if settling < SETTLE_TRIES => {
+                    // The kernel's PI state has no owner while the word
+                    // names one: the owner died without its robust list
+                    // marking the word (no robust list, as under an
+                    // emulator), and the waiter the kernel woke has not yet
+                    // written itself into the word. Let it run.
+                    settling += 1;
+                    if deadline.is_some_and(passed) {
+                        op.end();
+                        return Ok(Acquire::Busy);
+                    }
+                    std::thread::sleep(core::time::Duration::from_millis(1));
+                }
                 e => {
                     op.end();
                     return Err(RawError::Other(e));
