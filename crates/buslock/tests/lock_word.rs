@@ -93,6 +93,15 @@ fn roles(role: &str) -> i32 {
             drop(gb);
             0
         }
+        // Block in lock(), say whether told of a death, release, exit.
+        "wait" => {
+            let m = open(&dir, "SPI");
+            println!("@waiting");
+            let g = m.lock().expect("lock");
+            println!("@got died={}", g.previous_owner_died());
+            drop(g);
+            0
+        }
         // An unrelated live process that never opens a lock.
         "sleeper" => {
             println!("@tid {}", buslock::identity::tid());
@@ -463,4 +472,80 @@ fn glibc_robust_mutexes_and_buslock_locks_share_the_threads_robust_list() {
     assert!(!ga.previous_owner_died());
     assert_eq!(g.unlock(0), 0);
     assert_eq!(g.unlock(1), 0);
+}
+
+/// Run `cmd args` and say whether it worked (util-linux's `taskset` and
+/// `chrt` on helper processes).
+fn tool(cmd: &str, args: &[&str]) -> bool {
+    std::process::Command::new(cmd)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn locker_arriving_while_the_kernel_hands_on_an_unmarked_dead_holders_lock_waits_not_einval() {
+    // A holder that dies without its robust list marking the word (here: a
+    // word written by hand; under qemu-user: every holder) leaves the
+    // kernel's PI state without an owner while the word still names the
+    // dead thread, until the waiter the kernel woke writes itself in. A
+    // locker arriving in that window got EINVAL from FUTEX_LOCK_PI and
+    // `lock()` failed with "Invalid argument" (seen in CI under qemu).
+    // The woken waiter is made slow to run (SCHED_IDLE, on one CPU with a
+    // busy loop) so that the window is wide.
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path(), "SPI");
+    let mut sleeper = Helper::spawn("sleeper", dir.path(), &[]);
+    let holder: u32 = sleeper.expect("tid").parse().unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.path())
+        .unwrap();
+    file.write_all_at(&holder.to_le_bytes(), WORD_OFFSET)
+        .unwrap();
+    let word = || {
+        let mut w = [0u8; 4];
+        file.read_exact_at(&mut w, WORD_OFFSET).unwrap();
+        u32::from_le_bytes(w)
+    };
+    let mut waiter = Helper::spawn("wait", dir.path(), &[]);
+    waiter.expect("waiting");
+    let pid = waiter.pid().to_string();
+    // Busy loops on CPU 0, started there, each a process of its own.
+    let mut hogs: Vec<std::process::Child> = (0..3)
+        .map(|_| {
+            std::process::Command::new("taskset")
+                .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+                .spawn()
+                .expect("taskset")
+        })
+        .collect();
+    let stop_hogs = |hogs: &mut Vec<std::process::Child>| {
+        for h in hogs.iter_mut() {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+    };
+    if !(tool("taskset", &["-a", "-p", "-c", "0", &pid])
+        && tool("chrt", &["-a", "-i", "-p", "0", &pid]))
+    {
+        stop_hogs(&mut hogs);
+        eprintln!("skipped: taskset or chrt (util-linux) cannot run here");
+        return;
+    }
+    // The kernel has queued the waiter behind the holder.
+    wait_until("the waiter to queue in the kernel", || {
+        word() == holder | 0x8000_0000
+    });
+    sleeper.kill(); // reaped: the kernel has dropped the PI state's owner
+    let got = m.lock_timeout(WATCHDOG);
+    stop_hogs(&mut hogs);
+    let g = got
+        .expect("a locker in the handoff window must wait, not fail")
+        .expect("the lock within the watchdog");
+    drop(g);
+    assert!(waiter.expect("got").starts_with("died="));
+    assert!(waiter.wait().success());
 }

@@ -39,8 +39,10 @@
 //!    - `EAGAIN`/`EINTR`: the owner is exiting or a signal came: call again.
 //!    - `EINVAL`: the kernel's PI state has lost its owner (it died without
 //!      a robust list marking the word) and the waiter the kernel woke has
-//!      not yet written its TID: call again 1 ms later, up to two seconds
-//!      (then the error: the word was not written by this protocol).
+//!      not yet written its TID: call again 1 ms later, for as long as the
+//!      word names a thread that is gone (within the deadline), else up to
+//!      two seconds (then the error: the word was not written by this
+//!      protocol).
 //!    - `ETIMEDOUT`: [`Acquire::Busy`].
 //! 5. If the word has `FUTEX_OWNER_DIED`, clear that bit only (atomic AND,
 //!    keeping `FUTEX_WAITERS` so that the release still goes through the
@@ -147,11 +149,12 @@ pub const NODE_NEXT_OFFSET: usize =
 
 const _: () = assert!(NODE_NEXT_OFFSET as isize + robust::FUTEX_OFFSET == 0);
 
-/// How many times in a row a blocking lock calls the kernel again after
-/// `EINVAL` (1 ms apart) before it reports the error: the kernel's PI state
-/// and the word disagree only until the waiter it woke runs (see
-/// `RawMutex::lock_until`); a word that stays inconsistent for seconds was
-/// written by something other than this protocol.
+/// How many times a blocking lock calls the kernel again after `EINVAL`
+/// (1 ms apart) while the word names a live thread, before it reports the
+/// error: the kernel's PI state and the word disagree only until the waiter
+/// it woke runs (see `RawMutex::lock_until`); a word naming a live thread
+/// that stays inconsistent for seconds was written by something other than
+/// this protocol.
 const SETTLE_TRIES: u32 = 2000;
 
 /// Whether the `CLOCK_MONOTONIC` instant `deadline` has passed.
@@ -420,12 +423,14 @@ impl RawMutex {
                     }
                 }
                 libc::EAGAIN | libc::EINTR => {}
-                libc::EINVAL if settling < SETTLE_TRIES => {
+                libc::EINVAL if settling < SETTLE_TRIES || self.owner_vanished() => {
                     // The kernel's PI state has no owner while the word
                     // names one: the owner died without its robust list
                     // marking the word (no robust list, as under an
                     // emulator), and the waiter the kernel woke has not yet
-                    // written itself into the word. Let it run.
+                    // written itself into the word. Let it run, for as
+                    // long as it takes while the word names a thread that
+                    // is gone (a starved waiter can take seconds).
                     settling += 1;
                     if deadline.is_some_and(passed) {
                         op.end();
@@ -439,6 +444,17 @@ impl RawMutex {
                 }
             }
         }
+    }
+
+    /// Whether the word names a thread that no longer exists (`kill(tid,
+    /// 0)` finds any thread by its id, not only a process).
+    #[cold]
+    fn owner_vanished(&self) -> bool {
+        let tid = self.word.load(Ordering::Relaxed) & FUTEX_TID_MASK;
+        let Some(pid) = rustix::process::Pid::from_raw(tid as i32) else {
+            return false;
+        };
+        rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
     }
 
     /// `FUTEX_LOCK_PI` with the deadline on `CLOCK_REALTIME`.
