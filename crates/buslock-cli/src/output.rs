@@ -24,9 +24,40 @@ pub fn out(text: &str) -> io::Result<()> {
 /// anything in `message` that a terminal would interpret. Returns whether
 /// the write succeeded; a closed standard error is not an error.
 pub fn report(message: &str) -> bool {
-    let line = format!("buslock: {}\n", escape(message));
+    let line = format!("buslock: {}\n", neutralise(message));
     let mut err = io::stderr().lock();
     err.write_all(line.as_bytes())
         .and_then(|()| err.flush())
         .is_ok()
+}
+
+/// `message` with every character a terminal would interpret escaped, as
+/// [`escape`] does, but with backslashes left alone: the library's
+/// messages (deadlock and lock-order reports, owners) already escape the
+/// untrusted text they quote, and escaping them again would show `\\e`
+/// for `\e`. Raw control characters are still shown as escapes, so a
+/// message that quotes untrusted text unescaped cannot reach the terminal
+/// as it is.
+fn neutralise(message: &str) -> String {
+    message
+        .split('\\')
+        .map(escape)
+        .collect::<Vec<_>>()
+        .join("\\")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::neutralise;
+
+    #[test]
+    fn library_messages_already_escaped_are_not_escaped_twice() {
+        let quoted = buslock::escape("evil\x1b[31m\nrow");
+        assert_eq!(
+            neutralise(&format!("held by '{quoted}'")),
+            format!("held by '{quoted}'")
+        );
+        assert_eq!(neutralise("raw\x1b[31m\nrow"), "raw\\e[31m\\nrow");
+        assert_eq!(neutralise("a\\b\u{202e}"), "a\\b\\u{202e}");
+    }
 }
