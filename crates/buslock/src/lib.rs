@@ -85,6 +85,7 @@ mod rwlock;
 mod starvation;
 mod stats;
 mod view;
+mod wait;
 mod waiters;
 
 pub use busname::bus_lock_name;
@@ -93,7 +94,7 @@ pub use escape::escape;
 pub use events::Event;
 pub use identity::ProcessState;
 pub use lockfile::{DirSource, LockDir, OpenMode, validate_name};
-pub use mutex::{Builder, CHECK_INTERVAL, Held, INTERRUPT_SLICE, Mutex, MutexGuard, Wait};
+pub use mutex::{Builder, CHECK_INTERVAL, Held, Mutex, MutexGuard};
 pub use owner::Owner;
 pub use rwlock::{
     DEAD_READER_CHECK, ReadGuard, ReadHeld, Reader, RwBuilder, RwLock, RwStats, WriteGuard,
@@ -101,6 +102,7 @@ pub use rwlock::{
 };
 pub use stats::{Histogram, LongestHold, Stats};
 pub use view::LockView;
+pub use wait::{INTERRUPT_SLICE, Wait};
 pub use waiters::Waiter;
 
 /// The README's Rust examples, compiled as doc tests so they stay true.

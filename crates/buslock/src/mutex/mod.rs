@@ -26,6 +26,7 @@ use crate::owner::{self, Owner};
 use crate::raw::layout::TEXT_BYTES;
 use crate::raw::{LockPage, RawError};
 use crate::stats::{self, Stats};
+use crate::wait::Wait;
 use crate::waiters::{self, Waiter};
 
 /// How often a process checks that its lock file is still the one at the
@@ -36,17 +37,6 @@ pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// How many times one [`Mutex`] handle follows a replaced lock file before
 /// it reports [`Error::ReplacedTooOften`].
 const MAX_GENERATIONS: usize = 16;
-
-/// How often an interruptible wait wakes to ask whether to give up.
-///
-/// `FUTEX_LOCK_PI` waits are not interrupted by signals, so interruptible
-/// waits wait in slices of this length. Each new slice queues again behind
-/// waiters that arrived meanwhile; so that such a waiter cannot starve
-/// behind a queue longer than a slice, once it has waited 100 ms it asks
-/// newer acquirers to step aside until it has been served (an older waiter
-/// first: FIFO holds up to the slices' granularity). Plain [`Mutex::lock`]
-/// and [`Mutex::lock_timeout`] keep their place in the kernel's queue.
-pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
 
 /// A named lock shared by every process and thread on this machine that
 /// opens the same name in the same lock directory.
@@ -67,7 +57,7 @@ pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
 ///   at release (no barging), and a holder's priority is raised to that of
 ///   its highest-priority waiter (priority inheritance).
 ///   Interruptible waits ([`Mutex::lock_interruptible`]) keep their turn
-///   only to within one [`INTERRUPT_SLICE`], and cannot starve.
+///   only to within one [`INTERRUPT_SLICE`](crate::INTERRUPT_SLICE), and cannot starve.
 /// - **Discipline**: locking again from the holding thread is
 ///   [`Error::Recursive`], never a hang; only the holding thread can
 ///   release, because the guard is `!Send`. A wait that would close a
@@ -136,32 +126,6 @@ pub struct Mutex {
     held: AtomicBool,
     /// Lock-order checking for this lock (see [`crate::lockdep`]).
     lockdep: crate::lockdep::Class,
-}
-
-/// How long [`Mutex::acquire`] may wait.
-pub enum Wait<'a> {
-    /// Do not wait.
-    Try,
-    /// Wait as long as it takes.
-    Forever,
-    /// Wait at most this long.
-    Timeout(Duration),
-    /// Wait at most `timeout` (`None`: forever), asking `interrupted` every
-    /// [`INTERRUPT_SLICE`]; give up with [`Error::Interrupted`] when it
-    /// says `true`.
-    Interruptible {
-        /// Longest wait.
-        timeout: Option<Duration>,
-        /// Asked between slices; `true` stops the wait.
-        interrupted: &'a mut dyn FnMut() -> bool,
-    },
-}
-
-fn timespec(ns: u64) -> rustix::time::Timespec {
-    rustix::time::Timespec {
-        tv_sec: (ns / 1_000_000_000) as _,
-        tv_nsec: (ns % 1_000_000_000) as _,
-    }
 }
 
 impl Mutex {
@@ -339,7 +303,7 @@ impl Mutex {
     }
 
     /// Wait at most `timeout` (`None`: forever), calling `interrupted` every
-    /// [`INTERRUPT_SLICE`] and giving up when it returns `true` (for Ctrl-C
+    /// [`INTERRUPT_SLICE`](crate::INTERRUPT_SLICE) and giving up when it returns `true` (for Ctrl-C
     /// handling). `Ok(None)` when the timeout expires.
     ///
     /// # Errors
