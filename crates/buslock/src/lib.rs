@@ -82,6 +82,7 @@ mod owner;
 #[doc(hidden)]
 pub mod raw;
 mod rwlock;
+mod seqlock;
 mod starvation;
 mod stats;
 mod view;
