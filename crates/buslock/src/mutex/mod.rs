@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::events::{self, Event};
 use crate::identity;
 use crate::legacy::LegacyLock;
-use crate::lockfile::{LockDir, LockFile, OpenMode, validate_name};
+use crate::lockfile::{IntoLockName, LockDir, LockFile, LockName, OpenMode, lock_name};
 use crate::owner::{self, Owner};
 use crate::raw::layout::TEXT_BYTES;
 use crate::raw::{LockPage, RawError};
@@ -136,12 +136,13 @@ impl Mutex {
     /// # Errors
     ///
     /// See [`Builder::open`].
-    pub fn open(name: &str) -> Result<Mutex> {
+    pub fn open(name: impl IntoLockName) -> Result<Mutex> {
         Mutex::builder(name).open()
     }
 
-    /// Start configuring how to open lock `name`.
-    pub fn builder(name: &str) -> Builder {
+    /// Start configuring how to open lock `name` (checked when the
+    /// builder opens the lock).
+    pub fn builder(name: impl IntoLockName) -> Builder {
         Builder::new(name)
     }
 
@@ -150,25 +151,25 @@ impl Mutex {
     /// # Errors
     ///
     /// See [`Builder::open`].
-    pub fn open_in(dir: &LockDir, name: &str, mode: OpenMode) -> Result<Mutex> {
-        Mutex::open_with(dir.try_clone()?, name, mode, None, None)
+    pub fn open_in(dir: &LockDir, name: impl IntoLockName, mode: OpenMode) -> Result<Mutex> {
+        let name = lock_name(name)?;
+        Mutex::open_with(dir.try_clone()?, &name, mode, None, None)
     }
 
     fn open_with(
         dir: LockDir,
-        name: &str,
+        name: &LockName,
         mode: OpenMode,
         legacy: Option<LegacyLock>,
         lockdep: Option<crate::lockdep::Mode>,
     ) -> Result<Mutex> {
-        validate_name(name)?;
         identity::warm_up();
         clock::refine();
-        let file = LockFile::open(&dir, name, mode)?;
+        let file = LockFile::open(&dir, name.as_str(), mode)?;
         let later = (1..MAX_GENERATIONS).map(|_| OnceLock::new()).collect();
         let path = file.path.clone();
         Ok(Mutex {
-            name: name.to_owned(),
+            name: name.to_string(),
             path,
             first: Some(file),
             later,

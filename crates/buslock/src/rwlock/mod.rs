@@ -90,7 +90,7 @@ pub use readers::Reader;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::identity::{self, Me};
-use crate::lockfile::{LockDir, LockFile, OpenMode, validate_name};
+use crate::lockfile::{IntoLockName, LockDir, LockFile, NameArg, OpenMode};
 use crate::owner::{self, Owner};
 use crate::raw::futex::{self, Woken};
 use crate::raw::layout::{Header, KIND_RWLOCK, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS};
@@ -168,7 +168,7 @@ pub struct RwLock {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until .open() is called"]
 pub struct RwBuilder {
-    name: String,
+    name: NameArg,
     dir: Option<PathBuf>,
     mode: OpenMode,
     label: Option<String>,
@@ -215,11 +215,11 @@ impl RwBuilder {
     /// [`crate::Mutex::open`], and [`Error::WrongKind`] when the name is a
     /// mutex's.
     pub fn open(self) -> Result<RwLock> {
-        validate_name(&self.name)?;
+        let name = self.name.get()?;
         identity::warm_up();
         clock::refine();
         let dir = LockDir::resolve(self.dir.as_deref())?;
-        let file = LockFile::open_kind(&dir, &self.name, self.mode, KIND_RWLOCK)?;
+        let file = LockFile::open_kind(&dir, name.as_str(), self.mode, KIND_RWLOCK)?;
         let st = rustix::fs::fstat(file.map.fd()).map_err(|e| Error::Io {
             path: file.path.clone(),
             action: "inspect",
@@ -228,11 +228,11 @@ impl RwBuilder {
         Ok(RwLock {
             lockdep: crate::lockdep::Class::open(
                 &dir,
-                &self.name,
+                name,
                 self.lockdep,
                 self.mode == OpenMode::Create,
             ),
-            name: self.name,
+            name: name.to_string(),
             dir,
             file: Some(file),
             key: (st.st_dev as u64, st.st_ino as u64),
@@ -301,14 +301,14 @@ impl RwLock {
     /// # Errors
     ///
     /// See [`RwBuilder::open`].
-    pub fn open(name: &str) -> Result<RwLock> {
+    pub fn open(name: impl IntoLockName) -> Result<RwLock> {
         RwLock::builder(name).open()
     }
 
     /// Start configuring how to open readers-writer lock `name`.
-    pub fn builder(name: &str) -> RwBuilder {
+    pub fn builder(name: impl IntoLockName) -> RwBuilder {
         RwBuilder {
-            name: name.to_owned(),
+            name: NameArg::new(name),
             dir: None,
             mode: OpenMode::Create,
             label: None,
