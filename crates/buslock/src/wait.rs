@@ -358,3 +358,240 @@ fn step_aside<C: Contender + ?Sized>(
     }
     Ok(Way::Again)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The wait loop against a plain in-process lock word (a `std` mutex
+    //! and condition variable implementing [`RawLock`]), with the
+    //! step-aside requests in a real lock file's header.
+
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::{Condvar, Mutex as StdMutex, PoisonError};
+
+    use super::*;
+    use crate::lockfile::{LockDir, LockFile, OpenMode};
+    use crate::raw::robust;
+
+    /// A lock word held by a thread id, in this process only.
+    #[derive(Default)]
+    struct Plain {
+        owner: StdMutex<u32>,
+        freed: Condvar,
+    }
+
+    impl Plain {
+        fn take(&self, deadline: Option<Timespec>) -> Acquire {
+            let tid = robust::tid();
+            let mut owner = self.owner.lock().unwrap_or_else(PoisonError::into_inner);
+            while *owner != 0 {
+                let left = match deadline {
+                    None => Duration::from_secs(3600),
+                    Some(d) => {
+                        let now = clock::monotonic_ns_syscall();
+                        let end = d.tv_sec as u64 * 1_000_000_000 + d.tv_nsec as u64;
+                        if now >= end {
+                            return Acquire::Busy;
+                        }
+                        Duration::from_nanos(end - now)
+                    }
+                };
+                owner = self
+                    .freed
+                    .wait_timeout(owner, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            *owner = tid;
+            Acquire::Taken
+        }
+    }
+
+    type Timespec = rustix::time::Timespec;
+
+    impl RawLock for Plain {
+        fn lock(&self) -> std::result::Result<Acquire, RawError> {
+            Ok(self.take(None))
+        }
+        fn lock_until(&self, deadline: Timespec) -> std::result::Result<Acquire, RawError> {
+            Ok(self.take(Some(deadline)))
+        }
+        fn try_lock(&self) -> std::result::Result<Acquire, RawError> {
+            let mut owner = self.owner.lock().unwrap_or_else(PoisonError::into_inner);
+            if *owner != 0 {
+                return Ok(Acquire::Busy);
+            }
+            *owner = robust::tid();
+            Ok(Acquire::Taken)
+        }
+        fn unlock(&self) -> std::result::Result<(), RawError> {
+            let mut owner = self.owner.lock().unwrap_or_else(PoisonError::into_inner);
+            if *owner != robust::tid() {
+                return Err(RawError::NotOwner);
+            }
+            *owner = 0;
+            self.freed.notify_all();
+            Ok(())
+        }
+        fn is_locked(&self) -> bool {
+            *self.owner.lock().unwrap_or_else(PoisonError::into_inner) != 0
+        }
+    }
+
+    /// A primitive made of a [`Plain`] word and a lock file's header.
+    struct Lock {
+        word: Plain,
+        file: LockFile,
+        stepped_aside: AtomicU32,
+    }
+
+    impl Lock {
+        fn new(dir: &std::path::Path) -> Lock {
+            let dir = LockDir::resolve(Some(dir)).unwrap();
+            Lock {
+                word: Plain::default(),
+                file: LockFile::open(&dir, "plain", OpenMode::Create).unwrap(),
+                stepped_aside: AtomicU32::new(0),
+            }
+        }
+    }
+
+    impl Contender for Lock {
+        type Lock = Plain;
+        fn lock_word(&self) -> &Plain {
+            &self.word
+        }
+        fn header(&self) -> &Header {
+            &self.file.map.page().header
+        }
+        fn name(&self) -> &str {
+            "plain"
+        }
+        fn raw_error(&self, e: RawError) -> Error {
+            Error::NotOwner {
+                name: format!("plain: {e:?}"),
+            }
+        }
+        fn step_aside(&self, _owner_died: bool) -> Result<()> {
+            self.stepped_aside.fetch_add(1, Ordering::Relaxed);
+            self.word.unlock().map_err(|e| self.raw_error(e))
+        }
+    }
+
+    /// Run `body` while another thread holds `lock`'s word.
+    fn while_held(lock: &Lock, body: impl FnOnce()) {
+        let release = AtomicBool::new(false);
+        let held = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(lock.word.lock(), Ok(Acquire::Taken));
+                held.store(true, Ordering::Release);
+                while !release.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                lock.word.unlock().unwrap();
+            });
+            while !held.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+            body();
+            release.store(true, Ordering::Release);
+        });
+    }
+
+    fn until<'a>(wait: Wait<'a>) -> Until<'a> {
+        let now = clock::monotonic_ns_syscall();
+        Until::new(wait, robust::tid(), clock::now_ns(), now)
+    }
+
+    #[test]
+    fn an_interruptible_wait_asks_after_each_slice_and_stops_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = Lock::new(dir.path());
+        while_held(&lock, || {
+            let mut asked = 0;
+            {
+                let mut check = || {
+                    asked += 1;
+                    asked == 3
+                };
+                let mut u = until(Wait::Interruptible {
+                    timeout: None,
+                    interrupted: &mut check,
+                });
+                let e = queue(&lock, &mut u).unwrap_err();
+                assert!(matches!(e, Error::Interrupted { .. }), "{e}");
+                assert!(u.waited());
+            }
+            assert_eq!(asked, 3);
+        });
+        // The wait withdrew whatever it asked for.
+        assert!(!starvation::posted(lock.header()));
+    }
+
+    #[test]
+    fn a_timed_wait_ends_without_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = Lock::new(dir.path());
+        while_held(&lock, || {
+            let mut u = until(Wait::Timeout(Duration::from_millis(20)));
+            assert_eq!(queue(&lock, &mut u).unwrap(), None);
+        });
+        let mut u = until(Wait::Timeout(Duration::from_millis(20)));
+        assert_eq!(queue(&lock, &mut u).unwrap(), Some(Acquire::Taken));
+        lock.word.unlock().unwrap();
+    }
+
+    #[test]
+    fn a_newer_acquirer_steps_aside_until_the_older_waiter_was_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = Lock::new(dir.path());
+        let header = lock.header();
+        // An older waiter (another thread) that has starved long enough
+        // asks for the right of way.
+        let older = std::thread::scope(|s| {
+            s.spawn(|| {
+                // Its last renewal dated ahead, so that the request
+                // cannot go stale however slowly this test runs.
+                let since = clock::now_ns();
+                let beat = since + WAITED.as_nanos() as u64;
+                starvation::request(header, robust::tid(), since, beat);
+                robust::tid()
+            })
+            .join()
+            .unwrap()
+        });
+        assert!(starvation::posted(header));
+        // A try that took the word passes it on and gives up.
+        let mut tried = until(Wait::Try);
+        assert_eq!(lock.word.try_lock(), Ok(Acquire::Taken));
+        assert!(matches!(
+            make_way(&lock, &mut tried, false),
+            Ok(Way::GaveUp)
+        ));
+        assert_eq!(lock.stepped_aside.load(Ordering::Relaxed), 1);
+        assert!(!lock.word.is_locked());
+        // A blocking wait passes it on and waits until the request is
+        // withdrawn (the older waiter was served), then takes it again.
+        std::thread::scope(|s| {
+            let mut u = until(Wait::Forever);
+            assert_eq!(lock.word.try_lock(), Ok(Acquire::Taken));
+            s.spawn(|| {
+                while lock.stepped_aside.load(Ordering::Relaxed) < 2 {
+                    std::thread::yield_now();
+                }
+                starvation::withdraw(header, older);
+            });
+            assert!(matches!(make_way(&lock, &mut u, false), Ok(Way::Again)));
+            assert!(u.waited());
+        });
+        // With no request, the lock is kept.
+        let mut u = until(Wait::Forever);
+        assert_eq!(lock.word.try_lock(), Ok(Acquire::Taken));
+        assert!(matches!(make_way(&lock, &mut u, false), Ok(Way::Clear)));
+        lock.word.unlock().unwrap();
+    }
+
+    /// How long the older waiter says it waited (more than
+    /// `STARVING_AFTER`).
+    const WAITED: Duration = Duration::from_secs(60);
+}
