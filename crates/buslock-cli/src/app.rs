@@ -15,11 +15,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::State(a) => cmd::state::run(dir, &cmd::lock_name(&a.name)?, a.json),
         Command::Watch(a) => cmd::watch::run(dir, &a),
         Command::Hold(mut a) => {
-            a.name = cmd::lock_name(&a.name)?;
+            a.name = cmd::lock_name(&a.name)?.into();
             cmd::hold::run(dir, &a)
         }
         Command::Run(mut a) => {
-            a.name = cmd::lock_name(&a.name)?;
+            a.name = cmd::lock_name(&a.name)?.into();
             cmd::run::run(dir, &a)
         }
         Command::Stats(a) => cmd::stats::run(dir, &a),

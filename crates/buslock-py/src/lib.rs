@@ -39,7 +39,9 @@ fn lock_names(py: Python<'_>, dir: Option<PathBuf>) -> PyResult<Vec<String>> {
 /// -> `spi0`, `/dev/i2c-1` -> `i2c-1`), by `buslock::bus_lock_name`.
 #[pyfunction]
 fn bus_lock_name(py: Python<'_>, path: PathBuf) -> PyResult<String> {
-    buslock::bus_lock_name(&path).map_err(|e| errors::to_py(py, e))
+    buslock::bus_lock_name(&path)
+        .map(String::from)
+        .map_err(|e| errors::to_py(py, e))
 }
 
 /// The native part of the `buslock` package.

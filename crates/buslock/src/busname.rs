@@ -22,6 +22,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::lockfile::LockName;
 
 /// The buslock name of the bus behind device node `path`
 /// (`/dev/spidev0.1` -> `spi0`, `/dev/i2c-1` -> `i2c-1`); see the
@@ -40,7 +41,7 @@ use crate::error::{Error, Result};
 /// assert!(buslock::bus_lock_name("/dev/ttyUSB0").is_err());
 /// # Ok::<(), buslock::Error>(())
 /// ```
-pub fn bus_lock_name(path: impl AsRef<Path>) -> Result<String> {
+pub fn bus_lock_name(path: impl AsRef<Path>) -> Result<LockName> {
     let given = path.as_ref();
     // Follow a udev alias to its node; a missing node keeps the given path
     // (the rule is about names, not about whether the node exists here).
@@ -57,7 +58,11 @@ fn digits(s: &str) -> Option<&str> {
     (!s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
 }
 
-fn name_of(path: &Path) -> Option<String> {
+fn name_of(path: &Path) -> Option<LockName> {
+    LockName::new(&bus_name(path)?).ok()
+}
+
+fn bus_name(path: &Path) -> Option<String> {
     let file = path.file_name()?.to_str()?;
     if let Some(rest) = file.strip_prefix("spidev") {
         let (bus, cs) = rest.split_once('.')?;

@@ -236,19 +236,6 @@ pub enum Error {
         what: String,
     },
 
-    /// The mutex can no longer be locked (`ENOTRECOVERABLE`).
-    #[error(
-        "lock '{name}' is not recoverable: a holder died and the next one released it without \
-         repairing it (not something buslock does); remove '{}' when no program uses the lock",
-        path.display()
-    )]
-    NotRecoverable {
-        /// The lock name.
-        name: String,
-        /// The lock file path.
-        path: PathBuf,
-    },
-
     /// Waiting for the lock would deadlock: its holder waits, directly or
     /// through other locks, for a lock the calling thread holds (found by
     /// the kernel's priority-inheritance chain walk). Nothing was changed:
@@ -405,7 +392,6 @@ impl Error {
                 | Error::Abi { .. }
                 | Error::PidNamespace { .. }
                 | Error::Corrupt { .. }
-                | Error::NotRecoverable { .. }
         )
     }
 }

@@ -1,16 +1,19 @@
 //! The ring of recent holds, for `buslock watch`.
 //!
-//! The holder appends one event per hold when it releases. Each slot has
-//! its own sequence word (`u64::MAX` while being written), so a reader can
-//! tell a complete event from one being overwritten without taking the lock.
+//! The holder appends one event per hold when it releases. Each slot is a
+//! sequence lock ([`crate::seqlock`]) of its own: its word is `u64::MAX`
+//! while being written and the event number + 1 once complete, so a reader
+//! can tell a complete event from one being overwritten without taking the
+//! lock.
 
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::identity::Me;
 use crate::raw::layout::{
     EVENT_SLOTS, EventRing, FLAG_OWNER_DIED, ident, split_ident, text_string,
 };
+use crate::seqlock::SeqCell;
 
 /// One completed hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,23 +50,22 @@ pub(crate) struct HoldRecord {
 pub(crate) fn push(ring: &EventRing, me: &Me, hold: &HoldRecord) {
     let n = ring.head.load(Ordering::Relaxed);
     let slot = &ring.slots[(n % EVENT_SLOTS as u64) as usize];
-    slot.seq.store(u64::MAX, Ordering::Relaxed);
-    fence(Ordering::Release);
-    slot.ident.store(ident(me.pid, me.tid), Ordering::Relaxed);
-    slot.acquired_mono_ns
-        .store(hold.acquired_mono_ns, Ordering::Relaxed);
-    slot.waited_ns.store(hold.waited_ns, Ordering::Relaxed);
-    slot.held_ns.store(hold.held_ns, Ordering::Relaxed);
-    slot.flags.store(
-        if hold.owner_died {
-            u64::from(FLAG_OWNER_DIED)
-        } else {
-            0
-        },
-        Ordering::Relaxed,
-    );
-    slot.program.store(me.program);
-    slot.seq.store(n + 1, Ordering::Release);
+    slot.write(u64::MAX, n + 1, |slot| {
+        slot.ident.store(ident(me.pid, me.tid), Ordering::Relaxed);
+        slot.acquired_mono_ns
+            .store(hold.acquired_mono_ns, Ordering::Relaxed);
+        slot.waited_ns.store(hold.waited_ns, Ordering::Relaxed);
+        slot.held_ns.store(hold.held_ns, Ordering::Relaxed);
+        slot.flags.store(
+            if hold.owner_died {
+                u64::from(FLAG_OWNER_DIED)
+            } else {
+                0
+            },
+            Ordering::Relaxed,
+        );
+        slot.program.store(me.program);
+    });
     ring.head.store(n + 1, Ordering::Release);
 }
 
@@ -81,20 +83,23 @@ pub(crate) fn read_from(ring: &EventRing, from: u64) -> (Vec<Event>, u64) {
     let mut out = Vec::new();
     for n in start..head {
         let slot = &ring.slots[(n % EVENT_SLOTS as u64) as usize];
-        let s1 = slot.seq.load(Ordering::Acquire);
-        if s1 != n + 1 {
+        // Skip a slot being written, or already holding a later event.
+        let Some((_, (ident, acquired, waited, held, flags, program))) = slot.try_read(
+            |seq| seq == n + 1,
+            |slot| {
+                (
+                    slot.ident.load(Ordering::Relaxed),
+                    slot.acquired_mono_ns.load(Ordering::Relaxed),
+                    slot.waited_ns.load(Ordering::Relaxed),
+                    slot.held_ns.load(Ordering::Relaxed),
+                    slot.flags.load(Ordering::Relaxed),
+                    slot.program.load(),
+                )
+            },
+        ) else {
             continue;
-        }
-        let (pid, tid) = split_ident(slot.ident.load(Ordering::Relaxed));
-        let acquired = slot.acquired_mono_ns.load(Ordering::Relaxed);
-        let waited = slot.waited_ns.load(Ordering::Relaxed);
-        let held = slot.held_ns.load(Ordering::Relaxed);
-        let flags = slot.flags.load(Ordering::Relaxed);
-        let program = slot.program.load();
-        fence(Ordering::Acquire);
-        if slot.seq.load(Ordering::Relaxed) != s1 {
-            continue;
-        }
+        };
+        let (pid, tid) = split_ident(ident);
         out.push(Event {
             seq: n,
             pid,

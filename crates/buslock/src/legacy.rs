@@ -50,6 +50,7 @@ use crate::clock;
 use crate::error::{Error, Result};
 use crate::raw::semaphore::{NamedSemaphore, SemWait};
 use crate::raw::sys::{RecordLock, ofd_lock, ofd_unlock};
+use crate::wait::Until;
 
 mod waiter;
 
@@ -147,16 +148,6 @@ enum Grant {
     Own,
     /// A waiter thread's.
     Waiter(OwnedFd),
-}
-
-/// How long to wait for the legacy lock.
-pub(crate) enum LegacyWait<'w, 'f> {
-    Try,
-    Forever,
-    Until {
-        deadline_mono_ns: Option<u64>,
-        interrupted: Option<&'w mut (dyn FnMut() -> bool + 'f)>,
-    },
 }
 
 /// Why the legacy lock was not taken.
@@ -291,31 +282,30 @@ impl LegacyLock {
         })
     }
 
-    /// Take the legacy lock. Called while holding the buslock mutex;
+    /// Take the legacy lock, waiting as `until` says (the rest of the
+    /// buslock mutex's wait). Called while holding the buslock mutex;
     /// `owner_died`: the previous holder of the mutex died holding it.
     pub(crate) fn lock(
         &self,
-        wait: LegacyWait<'_, '_>,
+        until: &mut Until<'_>,
         owner_died: bool,
     ) -> std::result::Result<(), LegacyFailure> {
         if let Some(sem) = &self.sem {
-            return self.lock_semaphore(sem, wait, owner_died);
+            return self.lock_semaphore(sem, until, owner_died);
         }
-        match wait {
-            // Within the window after this handle's own release, a try
-            // declines: the pollers get their chance first (a blocking
-            // wait then waits out the window, see lock_record_fairly).
-            LegacyWait::Try if self.coming_back() => Err(LegacyFailure::Busy),
-            LegacyWait::Try => match ofd_lock(self.fd.as_fd(), false) {
-                Ok(RecordLock::Taken) => Ok(()),
-                Ok(RecordLock::Busy) => Err(LegacyFailure::Busy),
-                Err(e) => Err(self.io_error(e)),
-            },
-            LegacyWait::Forever => self.lock_record_fairly(None, None),
-            LegacyWait::Until {
-                deadline_mono_ns,
-                interrupted,
-            } => self.lock_record_fairly(deadline_mono_ns, interrupted),
+        if !until.is_try() {
+            return self.lock_record_fairly(until);
+        }
+        // Within the window after this handle's own release, a try
+        // declines: the pollers get their chance first (a blocking wait
+        // then waits out the window, see lock_record_fairly).
+        if self.coming_back() {
+            return Err(LegacyFailure::Busy);
+        }
+        match ofd_lock(self.fd.as_fd(), false) {
+            Ok(RecordLock::Taken) => Ok(()),
+            Ok(RecordLock::Busy) => Err(LegacyFailure::Busy),
+            Err(e) => Err(self.io_error(e)),
         }
     }
 
@@ -357,16 +347,12 @@ impl LegacyLock {
     ///
     /// Without a deadline, signals (Ctrl-C in Python, whose handlers do
     /// not restart system calls) end the kernel wait with `EINTR`; then
-    /// `check` is asked. A signal that lands just before the call is seen
-    /// at the next release of the legacy lock, which its holders keep
-    /// short. With a deadline (`CLOCK_MONOTONIC` ns), a waiter thread
-    /// blocks in the kernel instead (see `waiter`), and `check` is asked
-    /// every [`INTERRUPT_SLICE`](crate::INTERRUPT_SLICE) and during pauses.
-    fn lock_record_fairly(
-        &self,
-        deadline: Option<u64>,
-        mut check: Option<&mut (dyn FnMut() -> bool + '_)>,
-    ) -> std::result::Result<(), LegacyFailure> {
+    /// the interrupt check is asked. A signal that lands just before the
+    /// call is seen at the next release of the legacy lock, which its
+    /// holders keep short. With a deadline, a waiter thread blocks in the
+    /// kernel instead (see `waiter`), and the check is asked every
+    /// [`INTERRUPT_SLICE`](crate::INTERRUPT_SLICE) and during pauses.
+    fn lock_record_fairly(&self, until: &mut Until<'_>) -> std::result::Result<(), LegacyFailure> {
         use crate::raw::recordlock::{Conflict, ofd_getlk};
         let mut fair = self
             .fair
@@ -376,22 +362,22 @@ impl LegacyLock {
         // Coming straight back after this handle's own release: first leave
         // the pollers the window they leave each other (they cannot be
         // counted before one of them was seen holding the file).
-        let until = self.window_until.load(std::sync::atomic::Ordering::Relaxed);
-        if until != 0 {
+        let window_until = self.window_until.load(std::sync::atomic::Ordering::Relaxed);
+        if window_until != 0 {
             loop {
                 let now = clock::monotonic_ns_syscall();
-                if now >= until {
+                if now >= window_until {
                     break;
                 }
                 if let Ok(Conflict::Process(pid)) = ofd_getlk(self.fd.as_fd()) {
                     fair.saw(pid, now);
                     break;
                 }
-                if deadline.is_some_and(|d| now >= d) {
+                if until.passed(now) {
                     return Err(LegacyFailure::Busy);
                 }
-                std::thread::sleep(FAIR_STEP.min(Duration::from_nanos(until - now)));
-                if check.as_mut().is_some_and(|c| c()) {
+                std::thread::sleep(FAIR_STEP.min(Duration::from_nanos(window_until - now)));
+                if until.ask() {
                     return Err(LegacyFailure::Interrupted);
                 }
             }
@@ -402,7 +388,7 @@ impl LegacyLock {
             if let Ok(Conflict::Process(pid)) = ofd_getlk(self.fd.as_fd()) {
                 fair.saw(pid, clock::monotonic_ns_syscall());
             }
-            let grant = self.block(deadline, &mut check)?;
+            let grant = self.block(until)?;
             let active = fair.active(clock::monotonic_ns_syscall());
             if idle_after_pause || fair.turns() >= active || deferrals > 2 * active {
                 fair.turns_since_ours.clear();
@@ -425,10 +411,10 @@ impl LegacyLock {
             loop {
                 std::thread::sleep(FAIR_STEP);
                 paused += FAIR_STEP;
-                if check.as_mut().is_some_and(|c| c()) {
+                if until.ask() {
                     return Err(LegacyFailure::Interrupted);
                 }
-                if deadline.is_some_and(|d| clock::monotonic_ns_syscall() >= d) {
+                if until.passed_now() {
                     return Err(LegacyFailure::Busy);
                 }
                 match ofd_getlk(self.fd.as_fd()) {
@@ -447,20 +433,17 @@ impl LegacyLock {
     }
 
     /// Wait in the kernel's queue for the record lock: on the handle's own
-    /// descriptor without a deadline (asking `check` after a signal), else
-    /// through a waiter thread, giving up at `deadline` or when `check`
-    /// (asked every [`INTERRUPT_SLICE`](crate::INTERRUPT_SLICE)) says so.
-    fn block(
-        &self,
-        deadline: Option<u64>,
-        check: &mut Option<&mut (dyn FnMut() -> bool + '_)>,
-    ) -> std::result::Result<Grant, LegacyFailure> {
-        let Some(deadline) = deadline else {
+    /// descriptor without a deadline (asking the interrupt check after a
+    /// signal), else through a waiter thread, giving up at the deadline or
+    /// when the check (asked every
+    /// [`INTERRUPT_SLICE`](crate::INTERRUPT_SLICE)) says so.
+    fn block(&self, until: &mut Until<'_>) -> std::result::Result<Grant, LegacyFailure> {
+        let Some(deadline) = until.end() else {
             loop {
                 match ofd_lock(self.fd.as_fd(), true) {
                     Ok(_) => return Ok(Grant::Own),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                        if check.as_mut().is_some_and(|c| c()) {
+                        if until.ask() {
                             return Err(LegacyFailure::Interrupted);
                         }
                     }
@@ -488,15 +471,12 @@ impl LegacyLock {
             if now >= deadline {
                 break LegacyFailure::Busy;
             }
-            let until = match check {
-                Some(_) => deadline.min(now + crate::INTERRUPT_SLICE.as_nanos() as u64),
-                None => deadline,
-            };
-            match waiter.wait_for(Duration::from_nanos(until - now)) {
+            let slice_end = until.slice_end(now).unwrap_or(deadline);
+            match waiter.wait_for(Duration::from_nanos(slice_end - now)) {
                 Outcome::Granted(fd) => return Ok(Grant::Waiter(fd)),
                 Outcome::Failed(e) => break self.io_error(e),
                 Outcome::TimedOut => {
-                    if check.as_mut().is_some_and(|c| c()) {
+                    if until.ask() {
                         break LegacyFailure::Interrupted;
                     }
                 }
@@ -543,7 +523,7 @@ impl LegacyLock {
     fn lock_semaphore(
         &self,
         sem: &NamedSemaphore,
-        wait: LegacyWait<'_, '_>,
+        until: &mut Until<'_>,
         owner_died: bool,
     ) -> std::result::Result<(), LegacyFailure> {
         if owner_died && self.marker() {
@@ -551,40 +531,38 @@ impl LegacyLock {
             sem.post().map_err(|e| self.sem_error(sem, e))?;
             self.set_marker(false)?;
         }
-        let taken = match wait {
-            LegacyWait::Try => sem.try_wait(),
-            LegacyWait::Forever => loop {
+        let taken = if until.is_try() {
+            sem.try_wait()
+        } else if until.forever() {
+            loop {
                 match sem.wait() {
                     Ok(SemWait::Interrupted) => continue,
                     other => break other,
                 }
-            },
-            LegacyWait::Until {
-                deadline_mono_ns,
-                mut interrupted,
-            } => loop {
-                // Wait in the kernel's queue, in slices so that `interrupted`
-                // is asked at least every INTERRUPT_SLICE (and at once after a
-                // signal handler ran).
+            }
+        } else {
+            loop {
+                // Wait in the kernel's queue, in slices so that the interrupt
+                // check is asked at least every INTERRUPT_SLICE (and at once
+                // after a signal handler ran).
                 let now = clock::monotonic_ns_syscall();
-                if deadline_mono_ns.is_some_and(|d| now >= d) {
+                if until.passed(now) {
                     break Ok(SemWait::Busy);
                 }
-                let slice_end = (now + crate::INTERRUPT_SLICE.as_nanos() as u64)
-                    .min(deadline_mono_ns.unwrap_or(u64::MAX));
-                let until = clock::realtime_ns_syscall() + (slice_end - now);
-                match sem.wait_until(Duration::from_nanos(until)) {
+                let slice_end = until
+                    .slice_end(now)
+                    .expect("a wait that is not forever has an end or a check");
+                let real_end = clock::realtime_ns_syscall() + (slice_end - now);
+                match sem.wait_until(Duration::from_nanos(real_end)) {
                     Ok(SemWait::Taken) => break Ok(SemWait::Taken),
                     Ok(_) => {
-                        if let Some(check) = interrupted.as_mut() {
-                            if check() {
-                                return Err(LegacyFailure::Interrupted);
-                            }
+                        if until.ask() {
+                            return Err(LegacyFailure::Interrupted);
                         }
                     }
                     Err(e) => break Err(e),
                 }
-            },
+            }
         };
         match taken {
             Ok(SemWait::Taken) => {

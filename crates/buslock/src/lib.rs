@@ -32,7 +32,7 @@
 //!    page, the legacy semaphore and record lock. The only `unsafe` in the
 //!    crate is here.
 //! 2. **lockfile** (`src/lockfile/`, doc-hidden but for [`LockDir`],
-//!    [`DirSource`], [`OpenMode`] and [`validate_name`]): where lock files
+//!    [`DirSource`], [`OpenMode`], [`LockName`] and [`validate_name`]): where lock files
 //!    live, names, race-free creation, mapping and validation of a lock
 //!    file.
 //! 3. **primitives** (`src/mutex/`, `src/rwlock/` and the modules beside
@@ -48,8 +48,9 @@
 //! # What is public
 //!
 //! Everything shown in these docs is the API, kept stable and documented:
-//! the primitives above, [`Error`] and [`Result`], [`escape`] for printing
-//! names read from lock files, the bindings' acquire and release by value
+//! the primitives above, [`Error`] and [`Result`], [`LockName`] (a lock
+//! name checked once; everything that takes a name takes one, or text, see
+//! [`IntoLockName`]), [`escape`] for printing names read from lock files, the bindings' acquire and release by value
 //! ([`Mutex::acquire`], [`Held`], [`Wait`]) and the constants that state
 //! behaviour ([`CHECK_INTERVAL`], [`INTERRUPT_SLICE`]).
 //!
@@ -82,9 +83,11 @@ mod owner;
 #[doc(hidden)]
 pub mod raw;
 mod rwlock;
+mod seqlock;
 mod starvation;
 mod stats;
 mod view;
+mod wait;
 mod waiters;
 
 pub use busname::bus_lock_name;
@@ -92,8 +95,8 @@ pub use error::{Error, Result};
 pub use escape::escape;
 pub use events::Event;
 pub use identity::ProcessState;
-pub use lockfile::{DirSource, LockDir, OpenMode, validate_name};
-pub use mutex::{Builder, CHECK_INTERVAL, Held, INTERRUPT_SLICE, Mutex, MutexGuard, Wait};
+pub use lockfile::{DirSource, IntoLockName, LockDir, LockName, OpenMode, validate_name};
+pub use mutex::{Builder, CHECK_INTERVAL, Held, Mutex, MutexGuard};
 pub use owner::Owner;
 pub use rwlock::{
     DEAD_READER_CHECK, ReadGuard, ReadHeld, Reader, RwBuilder, RwLock, RwStats, WriteGuard,
@@ -101,6 +104,7 @@ pub use rwlock::{
 };
 pub use stats::{Histogram, LongestHold, Stats};
 pub use view::LockView;
+pub use wait::{INTERRUPT_SLICE, Wait};
 pub use waiters::Waiter;
 
 /// The README's Rust examples, compiled as doc tests so they stay true.

@@ -1,18 +1,20 @@
 //! The owner record: who holds a lock, readable by anyone without taking it.
 //!
-//! The holder writes the record under the lock, bracketed by a sequence
-//! counter (odd while writing). Readers retry while the counter is odd or
-//! changed; after [`READ_TRIES`] tries they report the record as torn, which
-//! happens when a holder died in the middle of writing it. The next holder,
-//! told that the last one died, makes the counter even again.
+//! The holder writes the record under the lock, a sequence lock
+//! ([`crate::seqlock`]) whose counter is odd while it writes. Readers retry
+//! while the counter is odd or changed; after [`READ_TRIES`] tries they
+//! report the record as torn, which happens when a holder died in the
+//! middle of writing it. The next holder, told that the last one died,
+//! makes the counter even again.
 
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::clock;
 use crate::identity::{Me, ProcessState, process_state};
 use crate::raw::layout::{FLAG_DEATH_PENDING, FLAG_OWNER_DIED, OwnerRecord, text_string};
 use crate::raw::mutex::{FUTEX_OWNER_DIED, FUTEX_TID_MASK};
+use crate::seqlock::SeqCell;
 
 /// How often a reader retries a record that is being written.
 pub const READ_TRIES: u32 = 1000;
@@ -150,25 +152,24 @@ pub(crate) fn write(
     owner_died: bool,
     labelled: bool,
 ) {
-    let seq = rec.seq.load(Ordering::Relaxed);
-    rec.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
-    fence(Ordering::Release);
-    if owner_died
-        || labelled
-        || rec.pid.load(Ordering::Relaxed) != me.pid
-        || rec.start_time.load(Ordering::Relaxed) != me.start_time
-    {
-        rec.pid.store(me.pid, Ordering::Relaxed);
-        rec.start_time.store(me.start_time, Ordering::Relaxed);
-        rec.program.store(me.program);
-    }
-    rec.tid.store(me.tid, Ordering::Relaxed);
-    rec.flags.store(
-        if owner_died { FLAG_OWNER_DIED } else { 0 },
-        Ordering::Relaxed,
-    );
-    rec.acquired_mono_ns.store(acquired_ns, Ordering::Relaxed);
-    rec.seq.store(seq.wrapping_add(2), Ordering::Release);
+    let seq = rec.version();
+    rec.write(seq.wrapping_add(1), seq.wrapping_add(2), |rec| {
+        if owner_died
+            || labelled
+            || rec.pid.load(Ordering::Relaxed) != me.pid
+            || rec.start_time.load(Ordering::Relaxed) != me.start_time
+        {
+            rec.pid.store(me.pid, Ordering::Relaxed);
+            rec.start_time.store(me.start_time, Ordering::Relaxed);
+            rec.program.store(me.program);
+        }
+        rec.tid.store(me.tid, Ordering::Relaxed);
+        rec.flags.store(
+            if owner_died { FLAG_OWNER_DIED } else { 0 },
+            Ordering::Relaxed,
+        );
+        rec.acquired_mono_ns.store(acquired_ns, Ordering::Relaxed);
+    });
 }
 
 /// When the holder took the lock (`CLOCK_MONOTONIC` ns). Called by the
@@ -182,16 +183,15 @@ pub(crate) fn acquired_ns(rec: &OwnerRecord) -> u64 {
 /// Called under the lock, just before unlocking.
 #[inline]
 pub(crate) fn clear(rec: &OwnerRecord) {
-    let seq = rec.seq.load(Ordering::Relaxed);
-    rec.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
-    fence(Ordering::Release);
-    rec.tid.store(0, Ordering::Relaxed);
-    rec.seq.store(seq.wrapping_add(2), Ordering::Release);
+    let seq = rec.version();
+    rec.write(seq.wrapping_add(1), seq.wrapping_add(2), |rec| {
+        rec.tid.store(0, Ordering::Relaxed);
+    });
 }
 
 /// After taking over from a dead holder: make an odd counter even.
 pub(crate) fn repair(rec: &OwnerRecord) {
-    let seq = rec.seq.load(Ordering::Relaxed);
+    let seq = rec.version();
     if seq % 2 == 1 {
         rec.seq.store(seq.wrapping_add(1), Ordering::Release);
     }
@@ -263,22 +263,17 @@ pub(crate) fn read_with_word(rec: &OwnerRecord, word: Option<u32>) -> Option<Own
 
 /// Read the record without taking the lock; `None` when free.
 pub(crate) fn read(rec: &OwnerRecord) -> Option<Owner> {
-    let mut torn = true;
-    let mut raw = load(rec);
+    let mut whole = None;
     for _ in 0..READ_TRIES {
-        let s1 = rec.seq.load(Ordering::Acquire);
-        if s1 % 2 == 1 {
-            std::hint::spin_loop();
-            continue;
-        }
-        raw = load(rec);
-        fence(Ordering::Acquire);
-        let s2 = rec.seq.load(Ordering::Relaxed);
-        if s1 == s2 {
-            torn = false;
+        if let Some((_, raw)) = rec.try_read(|seq| seq % 2 == 0, load) {
+            whole = Some(raw);
             break;
         }
+        std::hint::spin_loop();
     }
+    let torn = whole.is_none();
+    // Torn: its writer died mid-write; show what is there.
+    let raw = whole.unwrap_or_else(|| load(rec));
     if raw.tid == 0 && (!torn || raw.pid == 0) {
         return None;
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::events::{self, Event};
-use crate::lockfile::{LockDir, LockFile, validate_name};
+use crate::lockfile::{IntoLockName, LockDir, LockFile, lock_name};
 use crate::owner::{self, Owner};
 use crate::stats::{self, Stats};
 use crate::waiters::{self, Waiter};
@@ -48,11 +48,11 @@ impl LockView {
     /// [`Error::InvalidName`], [`Error::NotFound`] when the lock was never
     /// created, and every problem with the file, as [`crate::Mutex`]
     /// reports them; read permission is enough.
-    pub fn open(dir: &LockDir, name: &str) -> Result<LockView> {
-        validate_name(name)?;
-        let file = LockFile::open_read_only(dir, name)?;
+    pub fn open(dir: &LockDir, name: impl IntoLockName) -> Result<LockView> {
+        let name = lock_name(name)?;
+        let file = LockFile::open_read_only(dir, name.as_str())?;
         Ok(LockView {
-            name: name.to_owned(),
+            name: name.into(),
             dir: dir.try_clone()?,
             file: RefCell::new(file),
         })

@@ -151,6 +151,16 @@ fn roles(role: &str) -> i32 {
             drop(g);
             0
         }
+        // Write for 30 ms at a time, asking again at once, until killed.
+        "busy-writer" => {
+            let rw = open(&dir);
+            println!("@busy");
+            loop {
+                let g = rw.write().expect("write");
+                std::thread::sleep(Duration::from_millis(30));
+                drop(g);
+            }
+        }
         // Read and release as fast as possible until killed.
         "churn" => {
             let rw = open(&dir);
@@ -596,4 +606,57 @@ fn readers_queued_behind_a_writer_get_in_together_before_a_later_writer() {
         assert!(r.wait().success());
     }
     assert!(writer.wait().success());
+}
+
+/// Four processes that each write for 30 ms and ask again at once keep
+/// about 90 ms of writers queued for the word ahead of anyone who comes:
+/// more than one 50 ms slice, so an interruptible wait that queues again
+/// after every slice never reaches the front unless newer writers step
+/// aside for it.
+fn busy_writers(dir: &Path) -> Vec<Helper> {
+    let mut busy: Vec<Helper> = (0..4)
+        .map(|_| Helper::spawn("busy-writer", dir, &[]))
+        .collect();
+    for b in &mut busy {
+        b.expect("busy");
+    }
+    busy
+}
+
+#[test]
+fn an_interruptible_writer_is_not_starved_by_a_long_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = busy_writers(dir.path());
+    let rw = open(dir.path());
+    for _ in 0..3 {
+        let g = rw
+            .acquire_write(buslock::Wait::Interruptible {
+                timeout: Some(WATCHDOG),
+                interrupted: &mut || false,
+            })
+            .unwrap();
+        assert!(g.is_some(), "the interruptible writer starved");
+    }
+    for b in busy {
+        b.kill();
+    }
+}
+
+#[test]
+fn an_interruptible_reader_is_not_starved_by_a_long_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = busy_writers(dir.path());
+    let rw = open(dir.path());
+    for _ in 0..3 {
+        let g = rw
+            .acquire_read(buslock::Wait::Interruptible {
+                timeout: Some(WATCHDOG),
+                interrupted: &mut || false,
+            })
+            .unwrap();
+        assert!(g.is_some(), "the interruptible reader starved");
+    }
+    for b in busy {
+        b.kill();
+    }
 }

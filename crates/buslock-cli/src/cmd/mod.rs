@@ -16,7 +16,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
-use buslock::{LockDir, LockView, Mutex, MutexGuard, OpenMode, Owner};
+use buslock::{LockDir, LockName, LockView, Mutex, MutexGuard, OpenMode, Owner};
 
 use crate::error::CliError;
 use crate::output;
@@ -27,26 +27,24 @@ use crate::signals::{self, Signals};
 /// device's bus (`spi0`, `i2c-1`; see `buslock::bus_lock_name`). Names
 /// never contain '/', so the two cannot be confused; a relative path stays
 /// an invalid name.
-pub fn lock_name(name: &str) -> Result<String, CliError> {
+pub fn lock_name(name: &str) -> Result<LockName, CliError> {
     if name.starts_with('/') {
         Ok(buslock::bus_lock_name(name)?)
     } else {
-        Ok(name.to_owned())
+        Ok(LockName::new(name)?)
     }
 }
 
 /// Open an existing lock for inspection, read-only: never creates the
 /// file, never takes the lock, needs read access only.
-pub fn open_existing(dir: Option<&Path>, name: &str) -> Result<LockView, CliError> {
-    buslock::validate_name(name)?;
+pub fn open_existing(dir: Option<&Path>, name: &LockName) -> Result<LockView, CliError> {
     let dir = LockDir::resolve(dir)?;
     Ok(LockView::open(&dir, name)?)
 }
 
 /// Open an existing lock to take it (`stats --reset`): never creates the
 /// file.
-pub fn open_existing_mutex(dir: Option<&Path>, name: &str) -> Result<Mutex, CliError> {
-    buslock::validate_name(name)?;
+pub fn open_existing_mutex(dir: Option<&Path>, name: &LockName) -> Result<Mutex, CliError> {
     let dir = LockDir::resolve(dir)?;
     Ok(Mutex::open_in(&dir, name, OpenMode::Existing)?)
 }

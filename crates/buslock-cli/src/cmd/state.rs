@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use buslock::{LockView, Owner, Stats, Waiter};
+use buslock::{LockName, LockView, Owner, Stats, Waiter};
 use serde::Serialize;
 
 use super::legacy;
@@ -35,7 +35,7 @@ struct StateJson {
 }
 
 /// Show lock `name`; exit 0 when free, 1 when held.
-pub fn run(dir: Option<&Path>, name: &str, json: bool) -> Result<ExitCode, CliError> {
+pub fn run(dir: Option<&Path>, name: &LockName, json: bool) -> Result<ExitCode, CliError> {
     let m = super::open_existing(dir, name)?;
     let owner = m.owner()?;
     let waiters = m.waiters()?;
@@ -49,7 +49,7 @@ pub fn run(dir: Option<&Path>, name: &str, json: bool) -> Result<ExitCode, CliEr
     let mut out = std::io::stdout().lock();
     if json {
         let doc = StateJson {
-            name: name.to_owned(),
+            name: name.to_string(),
             path: m.path().display().to_string(),
             state,
             holder: owner.as_ref().map(HolderJson::from),

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use buslock::LockName;
 use serde::Serialize;
 
 use crate::cli::StatsArgs;
@@ -23,8 +24,9 @@ struct StatsDoc {
 /// Print the statistics; with `--reset`, take the lock, read them, zero
 /// them, and print what was read.
 pub fn run(dir: Option<&Path>, args: &StatsArgs) -> Result<ExitCode, CliError> {
+    let name = LockName::new(&args.name)?;
     let stats = if args.reset {
-        let m = super::open_existing_mutex(dir, &args.name)?;
+        let m = super::open_existing_mutex(dir, &name)?;
         // Wait for the lock interruptibly; under it, take the snapshot
         // that is printed and reset, so that no acquisition falls between.
         let sig = Signals::install()?;
@@ -34,12 +36,12 @@ pub fn run(dir: Option<&Path>, args: &StatsArgs) -> Result<ExitCode, CliError> {
         drop(guard);
         stats
     } else {
-        super::open_existing(dir, &args.name)?.stats()?
+        super::open_existing(dir, &name)?.stats()?
     };
     let reads = if args.json {
         None
     } else {
-        super::open_existing(dir, &args.name)?.rw_stats()?
+        super::open_existing(dir, &name)?.rw_stats()?
     };
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use buslock::{Event, Owner};
+use buslock::{Event, LockName, Owner};
 use serde::Serialize;
 
 use crate::cli::WatchArgs;
@@ -236,7 +236,7 @@ fn owner_key(o: &Owner) -> (u32, u32, SystemTime) {
 
 /// Trace the lock until Ctrl-C, `--count` holds or `--for`.
 pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
-    let m = super::open_existing(dir, &args.name)?;
+    let m = super::open_existing(dir, &LockName::new(&args.name)?)?;
     let sig = Signals::install()?;
     let mut p = Printer {
         json: args.json,

@@ -50,7 +50,7 @@ pub use registry::{Graph, Registry, Witness, WitnessKind};
 pub use report::utc;
 
 use crate::error::{Error, Result};
-use crate::lockfile::LockDir;
+use crate::lockfile::{LockDir, LockName};
 use crate::raw::registry::{MAX_CLASSES, WITNESS_EDGE, WITNESS_HELD, WITNESS_REFUSED};
 use held::Key;
 
@@ -192,7 +192,8 @@ impl Class {
     /// checking off for the directory.
     /// Inspection handles (`create` false) neither create the registry nor
     /// add their name to it; they are checked only if the name is known.
-    pub(crate) fn open(dir: &LockDir, name: &str, mode: Option<Mode>, create: bool) -> Class {
+    pub(crate) fn open(dir: &LockDir, name: &LockName, mode: Option<Mode>, create: bool) -> Class {
+        let name = name.as_str();
         let mode = mode.unwrap_or_else(Mode::from_env);
         let off = Class {
             shared: None,

@@ -21,11 +21,12 @@ use rustix::io::Errno;
 use crate::error::{Error, Result};
 use crate::identity::Me;
 use crate::lockfile::{LockDir, lock_file_mode, validate_name};
-use crate::raw::layout::{TEXT_BYTES, text_string};
+use crate::raw::layout::text_string;
 use crate::raw::registry::{
     MAX_CLASSES, NAME_BYTES, REGISTRY_MAGIC, REGISTRY_SIZE, REGISTRY_VERSION, ROW_WORDS,
     RegistryMap, RegistryPage, WITNESS_EDGE, WITNESS_HELD, WITNESS_SLOTS, WitnessSlot,
 };
+use crate::seqlock::SeqCell;
 
 /// File name of the registry in a lock directory. Lock files are
 /// `NAME.lock` and lock names never start with a `.`, so it cannot collide
@@ -448,37 +449,36 @@ impl Registry {
         let h = &page.header;
         let n = h.witness_next.load(Ordering::Relaxed);
         let slot = &page.witnesses[(n % WITNESS_SLOTS as u64) as usize];
-        let seq = slot.seq.load(Ordering::Relaxed);
+        let seq = slot.version();
         // A writer that died left it odd: stay odd, move on.
         let odd = if seq & 1 == 0 { seq + 1 } else { seq + 2 };
-        slot.seq.store(odd, Ordering::Relaxed);
-        std::sync::atomic::fence(Ordering::Release);
-        slot.what.store(
-            (kind << 32) | (u64::from(from) << 16) | u64::from(to),
-            Ordering::Relaxed,
-        );
-        slot.ident.store(
-            (u64::from(me.pid) << 32) | u64::from(me.tid),
-            Ordering::Relaxed,
-        );
-        slot.start_time.store(me.start_time, Ordering::Relaxed);
-        slot.real_ns
-            .store(crate::clock::realtime_ns_syscall(), Ordering::Relaxed);
-        let mut packed = [0xffffu16; WITNESS_HELD];
-        for (p, c) in packed.iter_mut().zip(held) {
-            *p = *c;
-        }
-        for (i, word) in slot.held.iter().enumerate() {
-            let w = packed[i * 4..i * 4 + 4]
-                .iter()
-                .enumerate()
-                .fold(0u64, |acc, (j, c)| acc | (u64::from(*c) << (16 * j)));
-            word.store(w, Ordering::Relaxed);
-        }
-        slot.generation
-            .store(h.generation.load(Ordering::Relaxed), Ordering::Relaxed);
-        slot.program.store(me.program);
-        slot.seq.store(odd + 1, Ordering::Release);
+        slot.write(odd, odd + 1, |slot| {
+            slot.what.store(
+                (kind << 32) | (u64::from(from) << 16) | u64::from(to),
+                Ordering::Relaxed,
+            );
+            slot.ident.store(
+                (u64::from(me.pid) << 32) | u64::from(me.tid),
+                Ordering::Relaxed,
+            );
+            slot.start_time.store(me.start_time, Ordering::Relaxed);
+            slot.real_ns
+                .store(crate::clock::realtime_ns_syscall(), Ordering::Relaxed);
+            let mut packed = [0xffffu16; WITNESS_HELD];
+            for (p, c) in packed.iter_mut().zip(held) {
+                *p = *c;
+            }
+            for (i, word) in slot.held.iter().enumerate() {
+                let w = packed[i * 4..i * 4 + 4]
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |acc, (j, c)| acc | (u64::from(*c) << (16 * j)));
+                word.store(w, Ordering::Relaxed);
+            }
+            slot.generation
+                .store(h.generation.load(Ordering::Relaxed), Ordering::Relaxed);
+            slot.program.store(me.program);
+        });
         h.witness_next.store(n + 1, Ordering::Relaxed);
         if kind == WITNESS_EDGE {
             // Last: the edge exists only once its acquisition is recorded.
@@ -581,19 +581,25 @@ impl Registry {
 }
 
 fn read_witness(reg: &Registry, s: &WitnessSlot, generation: u64) -> Option<(u64, Witness)> {
-    let seq = s.seq.load(Ordering::Acquire);
-    if seq == 0 || seq & 1 == 1 {
-        return None;
-    }
-    let what = s.what.load(Ordering::Relaxed);
-    let ident = s.ident.load(Ordering::Relaxed);
-    let start_time = s.start_time.load(Ordering::Relaxed);
-    let real_ns = s.real_ns.load(Ordering::Relaxed);
-    let held_words: Vec<u64> = s.held.iter().map(|w| w.load(Ordering::Relaxed)).collect();
-    let gen_ = s.generation.load(Ordering::Relaxed);
-    let program: [u8; TEXT_BYTES] = s.program.load();
-    std::sync::atomic::fence(Ordering::Acquire);
-    if s.seq.load(Ordering::Relaxed) != seq || gen_ != generation {
+    // Never written (0) or being written (odd): skip.
+    let (_, (what, ident, start_time, real_ns, held_words, gen_, program)) = s.try_read(
+        |seq| seq != 0 && seq & 1 == 0,
+        |s| {
+            (
+                s.what.load(Ordering::Relaxed),
+                s.ident.load(Ordering::Relaxed),
+                s.start_time.load(Ordering::Relaxed),
+                s.real_ns.load(Ordering::Relaxed),
+                s.held
+                    .iter()
+                    .map(|w| w.load(Ordering::Relaxed))
+                    .collect::<Vec<u64>>(),
+                s.generation.load(Ordering::Relaxed),
+                s.program.load(),
+            )
+        },
+    )?;
+    if gen_ != generation {
         return None;
     }
     let kind = match what >> 32 {

@@ -6,5 +6,6 @@ pub mod name;
 pub mod open;
 
 pub use dir::{DirSource, LockDir};
-pub use name::{MAX_NAME_LEN, lock_file_name, validate_name};
+pub use name::{IntoLockName, LockName, MAX_NAME_LEN, lock_file_name, validate_name};
+pub(crate) use name::{NameArg, lock_name};
 pub use open::{LockFile, OpenMode, lock_file_mode};

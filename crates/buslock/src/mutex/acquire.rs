@@ -1,47 +1,76 @@
-//! Taking and releasing: the fast path, waiting, following a replaced lock
-//! file, the legacy companion lock, and the bookkeeping around them.
+//! Taking and releasing: the fast path, and the slow path's concerns each
+//! in a function of its own: waiting (through [`crate::wait`], which also
+//! steps aside for starving interruptible waiters), following a replaced
+//! lock file, the legacy companion lock, and the bookkeeping around them.
 
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::holder::{self, Verdict};
-use super::{CHECK_INTERVAL, Held, MAX_GENERATIONS, Mutex, Wait, timespec};
+use super::{CHECK_INTERVAL, Held, MAX_GENERATIONS, Mutex, Wait};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{self, HoldRecord};
 use crate::identity::{self, Me};
-use crate::legacy::{LegacyFailure, LegacyWait};
+use crate::legacy::{LegacyFailure, LegacyLock};
 use crate::lockfile::{LockFile, OpenMode};
 use crate::owner;
+use crate::raw::layout::Header;
 use crate::raw::mutex::{FUTEX_TID_MASK, FUTEX_WAITERS};
-use crate::raw::{Acquire, RawError};
+use crate::raw::{Acquire, RawError, RawMutex};
 use crate::starvation;
 use crate::stats;
+use crate::wait::{self, Before, Contender, Until, Way};
 use crate::waiters::WaiterEntry;
-
-/// How often an acquirer that stepped aside looks whether the older waiter
-/// was served.
-const YIELD_POLL: Duration = Duration::from_millis(1);
 
 /// How long a waiter refused because it queued behind other threads'
 /// deadlock waits before it asks again.
 const DEADLOCK_RETRY: Duration = Duration::from_millis(1);
 
-/// What [`Mutex::confirm_holder`] found.
-enum Confirmed {
-    /// The word names the real holder (or the kernel decides): queue.
-    Queue,
-    /// This thread took the lock while polling an unconfirmed holder.
-    Got(Acquire),
-    /// The deadline passed while polling.
-    TimedOut,
-}
-
 /// A mutex taken on the fast path that needs the slow path's care.
 struct Taken {
     generation: usize,
     got: Acquire,
+}
+
+/// The lock word of one lock file generation of a [`Mutex`], as the wait
+/// loop sees it.
+struct Word<'m> {
+    mutex: &'m Mutex,
+    generation: usize,
+}
+
+impl Contender for Word<'_> {
+    type Lock = RawMutex;
+
+    fn lock_word(&self) -> &RawMutex {
+        self.mutex.file(self.generation).map.mutex()
+    }
+
+    fn header(&self) -> &Header {
+        &self.mutex.file(self.generation).map.page().header
+    }
+
+    fn name(&self) -> &str {
+        &self.mutex.name
+    }
+
+    fn raw_error(&self, e: RawError) -> Error {
+        self.mutex.raw_error(e)
+    }
+
+    fn deadlock(&self) -> Result<()> {
+        self.mutex.deadlock_or_retry()
+    }
+
+    fn before_queue(&self, until: &mut Until<'_>) -> Result<Before> {
+        self.mutex.confirm_holder(self.generation, until)
+    }
+
+    fn step_aside(&self, owner_died: bool) -> Result<()> {
+        self.mutex.step_aside(self.generation, owner_died)
+    }
 }
 
 impl Mutex {
@@ -92,172 +121,182 @@ impl Mutex {
         )?))
     }
 
-    /// Everything but the uncontended path: waiting, checking the file is
-    /// still the one at the path, the legacy lock.
+    /// Everything but the uncontended path, one concern per step: take
+    /// (waiting), step aside for an older starving waiter, check that the
+    /// file is still the one at the path, take the legacy lock, and the
+    /// bookkeeping.
     #[cold]
     fn acquire_slow(&self, wait: Wait<'_>, mut taken: Option<Taken>) -> Result<Option<Held>> {
         clock::refine();
         let me = self.me();
         let start = clock::now_ns();
-        let start_sys = clock::monotonic_ns_syscall();
-        let deadline =
-            |t: Duration| start_sys.saturating_add(t.as_nanos().min(u64::MAX as u128) as u64);
-        let (try_only, end, mut interrupted) = match wait {
-            Wait::Try => (true, None, None),
-            Wait::Forever => (false, None, None),
-            Wait::Timeout(t) => (false, Some(deadline(t)), None),
-            Wait::Interruptible {
-                timeout,
-                interrupted,
-            } => (false, timeout.map(deadline), Some(interrupted)),
-        };
-        let mut waited = false;
+        let mut until = Until::new(wait, me.tid, start, clock::monotonic_ns_syscall());
         loop {
             let (generation, got) = match taken.take() {
                 Some(t) => (t.generation, t.got),
                 None => {
-                    let mut generation = self.current.load(Ordering::Acquire);
-                    if self.check_due(generation) {
-                        generation = self.follow_replacement(generation)?;
-                    }
-                    let raw = self.file(generation).map.mutex();
-                    // A try asks the kernel when the word names a thread
-                    // that no longer exists, so that it is taken over
-                    // (ESRCH). Not for a live holder: a kernel try leaves
-                    // FUTEX_WAITERS set, which costs the holder a system
-                    // call at its release.
-                    let tried = match raw.try_lock() {
-                        Ok(Acquire::Busy)
-                            if try_only
-                                && !identity::thread_exists(raw.word() & FUTEX_TID_MASK) =>
-                        {
-                            raw.try_lock_kernel()
-                        }
-                        other => other,
-                    };
-                    let tried = match tried {
-                        Err(RawError::WouldDeadlock) => self.own_word(generation),
-                        other => other.map_err(|e| self.raw_error(e)),
-                    };
-                    match tried? {
-                        Acquire::Busy if try_only => return Ok(None),
-                        Acquire::Busy => {
-                            waited = true;
-                            let got = self.wait_raw(
-                                generation,
-                                &me,
-                                start,
-                                end,
-                                interrupted.as_deref_mut(),
-                            )?;
-                            match got {
-                                Some(got) => (generation, got),
-                                None => {
-                                    let page = self.file(generation).map.page();
-                                    stats::on_timeout(&page.stats);
-                                    return Ok(None);
-                                }
-                            }
-                        }
-                        got => (generation, got),
+                    let generation = self.generation_to_lock()?;
+                    match self.take(generation, &mut until, &me)? {
+                        Some(got) => (generation, got),
+                        None => return Ok(None),
                     }
                 }
             };
             // This thread now holds generation `generation`'s mutex.
             let owner_died = got == Acquire::OwnerDied;
-            let header = &self.file(generation).map.page().header;
-            if starvation::must_yield(header, me.tid, start) {
-                // An older interruptible waiter lost its place in the queue:
-                // let the lock pass down the queue to it.
-                self.step_aside(generation, owner_died)?;
-                if try_only {
-                    return Ok(None);
-                }
-                waited = true;
-                let mut next_ask = clock::monotonic_ns_syscall();
-                while starvation::must_yield(header, me.tid, start) {
-                    let now = clock::monotonic_ns_syscall();
-                    if end.is_some_and(|e| now >= e) {
-                        stats::on_timeout(&self.file(generation).map.page().stats);
-                        return Ok(None);
-                    }
-                    if let Some(check) = interrupted.as_mut() {
-                        if now >= next_ask {
-                            if check() {
-                                return Err(Error::Interrupted {
-                                    name: self.name.clone(),
-                                });
-                            }
-                            next_ask = now + super::INTERRUPT_SLICE.as_nanos() as u64;
-                        }
-                    }
-                    std::thread::sleep(YIELD_POLL);
-                }
+            match wait::make_way(&self.word(generation), &mut until, owner_died)? {
+                Way::Clear => {}
+                Way::Again => continue,
+                Way::GaveUp => return Ok(self.gave_up(generation, &until)),
+            }
+            if !self.still_current(generation, owner_died)? {
                 continue;
             }
-            if owner_died {
-                // Tell this holder about the death here; check the file at
-                // the release.
-                self.next_check_ns.store(0, Ordering::Relaxed);
-            } else if self.check_due(generation) {
-                // Not on every contended acquisition: the check makes two
-                // system calls, and here they would lengthen the hold.
-                match self.follow_replacement(generation) {
-                    Ok(g) if g == generation => {}
-                    moved => {
-                        let _ = self.file(generation).map.mutex().unlock();
-                        moved?;
-                        continue;
-                    }
+            let wait_start = until.waited().then_some(start);
+            return match &self.legacy {
+                None => {
+                    let file = self.file(generation);
+                    let now = clock::now_ns();
+                    Ok(Some(
+                        self.enter(generation, file, now, wait_start, owner_died)?,
+                    ))
                 }
-            }
-            let file = self.file(generation);
-            let wait_start = waited.then_some(start);
-            let Some(legacy) = &self.legacy else {
-                return Ok(Some(self.enter(
-                    generation,
-                    file,
-                    clock::now_ns(),
-                    wait_start,
-                    owner_died,
-                )?));
-            };
-            // Show this thread as the holder while it waits for the
-            // legacy lock: it does hold the buslock mutex.
-            let page = file.map.page();
-            if owner_died {
-                self.recover(generation)?;
-            }
-            let owner_died = owner_died || owner::death_pending(&page.owner);
-            owner::write(
-                &page.owner,
-                &me,
-                clock::now_ns(),
-                owner_died,
-                self.label.is_some(),
-            );
-            let legacy_wait = if try_only {
-                LegacyWait::Try
-            } else if end.is_none() && interrupted.is_none() {
-                LegacyWait::Forever
-            } else {
-                LegacyWait::Until {
-                    deadline_mono_ns: end,
-                    interrupted: interrupted.as_deref_mut(),
+                Some(legacy) => {
+                    self.enter_with_legacy(legacy, generation, &mut until, wait_start, owner_died)
                 }
             };
-            if let Err(failure) = legacy.lock(legacy_wait, owner_died) {
-                return self.legacy_failed(generation, owner_died, failure, try_only);
-            }
-            // Recovered above: enter must not call consistent again.
-            return Ok(Some(self.enter_recovered(
-                generation,
-                file,
-                clock::now_ns(),
-                wait_start,
-                owner_died,
-            )));
         }
+    }
+
+    /// Generation `generation`'s lock word, for the wait loop.
+    fn word(&self, generation: usize) -> Word<'_> {
+        Word {
+            mutex: self,
+            generation,
+        }
+    }
+
+    /// Take generation `generation`'s mutex: try, then wait as `until`
+    /// says, listed in the waiters table. `None` when it is busy (a try)
+    /// or the deadline passed.
+    fn take(&self, generation: usize, until: &mut Until<'_>, me: &Me) -> Result<Option<Acquire>> {
+        let file = self.file(generation);
+        let raw = file.map.mutex();
+        // A try asks the kernel when the word names a thread that no
+        // longer exists, so that it is taken over (ESRCH). Not for a live
+        // holder: a kernel try leaves FUTEX_WAITERS set, which costs the
+        // holder a system call at its release.
+        let tried = match raw.try_lock() {
+            Ok(Acquire::Busy)
+                if until.is_try() && !identity::thread_exists(raw.word() & FUTEX_TID_MASK) =>
+            {
+                raw.try_lock_kernel()
+            }
+            other => other,
+        };
+        let tried = match tried {
+            Err(RawError::WouldDeadlock) => self.own_word(generation),
+            other => other.map_err(|e| self.raw_error(e)),
+        };
+        match tried? {
+            Acquire::Busy if until.is_try() => Ok(None),
+            Acquire::Busy => {
+                let got = {
+                    let page = file.map.page();
+                    let _listed = WaiterEntry::enter(&page.waiters, me, until.since());
+                    wait::queue(&self.word(generation), until)?
+                };
+                if got.is_none() {
+                    stats::on_timeout(&file.map.page().stats);
+                }
+                Ok(got)
+            }
+            got => Ok(Some(got)),
+        }
+    }
+
+    /// The wait ended without the lock after stepping aside: count a
+    /// timeout (not a try).
+    #[cold]
+    fn gave_up(&self, generation: usize, until: &Until<'_>) -> Option<Held> {
+        if !until.is_try() {
+            stats::on_timeout(&self.file(generation).map.page().stats);
+        }
+        None
+    }
+
+    /// The generation to lock: the one in use, or the file that replaced
+    /// it at the path when a check is due.
+    fn generation_to_lock(&self) -> Result<usize> {
+        let generation = self.current.load(Ordering::Acquire);
+        if self.check_due(generation) {
+            return self.follow_replacement(generation);
+        }
+        Ok(generation)
+    }
+
+    /// Holding generation `generation`'s mutex: whether to keep it. `false`
+    /// when the file was replaced at its path (the mutex was released
+    /// again: take the new file's).
+    fn still_current(&self, generation: usize, owner_died: bool) -> Result<bool> {
+        if owner_died {
+            // Tell this holder about the death here; check the file at
+            // the release.
+            self.next_check_ns.store(0, Ordering::Relaxed);
+            return Ok(true);
+        }
+        if !self.check_due(generation) {
+            // Not on every contended acquisition: the check makes two
+            // system calls, and here they would lengthen the hold.
+            return Ok(true);
+        }
+        match self.follow_replacement(generation) {
+            Ok(g) if g == generation => Ok(true),
+            moved => {
+                let _ = self.file(generation).map.mutex().unlock();
+                moved?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Holding generation `generation`'s mutex: take the legacy companion
+    /// lock as the rest of `until` says, then the bookkeeping; on failure
+    /// release the mutex again.
+    fn enter_with_legacy(
+        &self,
+        legacy: &LegacyLock,
+        generation: usize,
+        until: &mut Until<'_>,
+        wait_start: Option<u64>,
+        owner_died: bool,
+    ) -> Result<Option<Held>> {
+        // Show this thread as the holder while it waits for the legacy
+        // lock: it does hold the buslock mutex.
+        let file = self.file(generation);
+        let page = file.map.page();
+        if owner_died {
+            self.recover(generation)?;
+        }
+        let owner_died = owner_died || owner::death_pending(&page.owner);
+        owner::write(
+            &page.owner,
+            &self.me(),
+            clock::now_ns(),
+            owner_died,
+            self.label.is_some(),
+        );
+        if let Err(failure) = legacy.lock(until, owner_died) {
+            return self.legacy_failed(generation, owner_died, failure, until.is_try());
+        }
+        // Recovered above: enter must not call consistent again.
+        Ok(Some(self.enter_recovered(
+            generation,
+            file,
+            clock::now_ns(),
+            wait_start,
+            owner_died,
+        )))
     }
 
     /// The lock word names this thread: recursion if the owner record says
@@ -275,68 +314,6 @@ impl Mutex {
         let raw = file.map.mutex();
         raw.take_over_stale(raw.word())
             .ok_or_else(|| self.raw_error(RawError::Other(libc::EAGAIN)))
-    }
-
-    /// Wait for generation `generation`'s mutex, listed in the waiters
-    /// table. `None` when the deadline passed.
-    fn wait_raw<'f>(
-        &self,
-        generation: usize,
-        me: &Me,
-        start: u64,
-        end: Option<u64>,
-        mut interrupted: Option<&mut (dyn FnMut() -> bool + 'f)>,
-    ) -> Result<Option<Acquire>> {
-        let file = self.file(generation);
-        let raw = file.map.mutex();
-        let header = &file.map.page().header;
-        let _listed = WaiterEntry::enter(&file.map.page().waiters, me, start);
-        let outcome = loop {
-            match self.confirm_holder(generation, end, interrupted.as_deref_mut())? {
-                Confirmed::Queue => {}
-                Confirmed::Got(got) => break Ok(got),
-                Confirmed::TimedOut => break Ok(Acquire::Busy),
-            }
-            let Some(check) = interrupted.as_mut() else {
-                let got = match end {
-                    None => raw.lock(),
-                    Some(end) => raw.lock_until(timespec(end)),
-                };
-                match got {
-                    Err(RawError::Deadlock) => {
-                        self.deadlock_or_retry()?;
-                        continue;
-                    }
-                    other => break other,
-                }
-            };
-            let slice_end =
-                clock::monotonic_ns_syscall() + super::INTERRUPT_SLICE.as_nanos() as u64;
-            let until = end.map_or(slice_end, |e| e.min(slice_end));
-            match raw.lock_until(timespec(until)) {
-                Err(RawError::Deadlock) => self.deadlock_or_retry()?,
-                Ok(Acquire::Busy) => {
-                    if check() {
-                        starvation::withdraw(header, me.tid);
-                        return Err(Error::Interrupted {
-                            name: self.name.clone(),
-                        });
-                    }
-                    if end.is_some_and(|e| clock::monotonic_ns_syscall() >= e) {
-                        break Ok(Acquire::Busy);
-                    }
-                    // Queued again at the back: past STARVING_AFTER, ask
-                    // newer acquirers to let the lock pass.
-                    starvation::request(header, me.tid, start, clock::now_ns());
-                }
-                other => break other,
-            }
-        };
-        starvation::withdraw(header, me.tid);
-        match outcome.map_err(|e| self.raw_error(e))? {
-            Acquire::Busy => Ok(None),
-            got => Ok(Some(got)),
-        }
     }
 
     /// The kernel refused the wait with `EDEADLK`. Its chain walk also
@@ -362,43 +339,30 @@ impl Mutex {
     /// Before queueing in the kernel: make sure the word names the real
     /// holder (see `holder.rs`); poll while it is unconfirmed, and take a
     /// stale word over.
-    fn confirm_holder<'f>(
-        &self,
-        generation: usize,
-        end: Option<u64>,
-        mut interrupted: Option<&mut (dyn FnMut() -> bool + 'f)>,
-    ) -> Result<Confirmed> {
+    fn confirm_holder(&self, generation: usize, until: &mut Until<'_>) -> Result<Before> {
         let file = self.file(generation);
         let raw = file.map.mutex();
         let rec = &file.map.page().owner;
         let mut seen = raw.word();
         if holder::judge(rec, seen, || raw.word()) == Verdict::Kernel {
-            return Ok(Confirmed::Queue);
+            return Ok(Before::Queue);
         }
-        self.confirm_slow(
-            file,
-            end,
-            &mut interrupted,
-            seen & !FUTEX_WAITERS,
-            &mut seen,
-        )
+        self.confirm_slow(file, until, seen & !FUTEX_WAITERS, &mut seen)
     }
 
     #[cold]
-    fn confirm_slow<'f>(
+    fn confirm_slow(
         &self,
         file: &LockFile,
-        end: Option<u64>,
-        interrupted: &mut Option<&mut (dyn FnMut() -> bool + 'f)>,
+        until: &mut Until<'_>,
         mut same: u32,
         seen: &mut u32,
-    ) -> Result<Confirmed> {
+    ) -> Result<Before> {
         let raw = file.map.mutex();
         let rec = &file.map.page().owner;
         let mut since = clock::monotonic_ns_syscall();
         let mut looked = false;
         let mut polls = 0;
-        let mut next_ask = since + super::INTERRUPT_SLICE.as_nanos() as u64;
         loop {
             let now = clock::monotonic_ns_syscall();
             if *seen & !FUTEX_WAITERS != same {
@@ -412,7 +376,7 @@ impl Mutex {
                 match holder::cannot_hold(file, *seen) {
                     Some(true) => {
                         if let Some(got) = raw.take_over_stale(*seen) {
-                            return Ok(Confirmed::Got(got));
+                            return Ok(Before::Got(got));
                         }
                     }
                     // It maps the file: a holder between its word and its
@@ -425,22 +389,13 @@ impl Mutex {
                 && unconfirmed_ns >= holder::STALE_AFTER.as_nanos() as u64
             {
                 if let Some(got) = raw.take_over_stale(*seen) {
-                    return Ok(Confirmed::Got(got));
+                    return Ok(Before::Got(got));
                 }
             }
-            if end.is_some_and(|e| now >= e) {
-                return Ok(Confirmed::TimedOut);
+            if until.passed(now) {
+                return Ok(Before::TimedOut);
             }
-            if let Some(check) = interrupted.as_mut() {
-                if now >= next_ask {
-                    if check() {
-                        return Err(Error::Interrupted {
-                            name: self.name.clone(),
-                        });
-                    }
-                    next_ask = now + super::INTERRUPT_SLICE.as_nanos() as u64;
-                }
-            }
+            until.poll_check(now, &self.name)?;
             // A new holder between its word and its record is done in
             // microseconds: look again at once a few times (keeping this
             // waiter's place close to where it arrived), then poll.
@@ -452,12 +407,12 @@ impl Mutex {
             }
             match raw.try_lock() {
                 Ok(Acquire::Busy) => {}
-                Ok(got) => return Ok(Confirmed::Got(got)),
+                Ok(got) => return Ok(Before::Got(got)),
                 Err(e) => return Err(self.raw_error(e)),
             }
             *seen = raw.word();
             if holder::judge(rec, *seen, || raw.word()) == Verdict::Kernel {
-                return Ok(Confirmed::Queue);
+                return Ok(Before::Queue);
             }
         }
     }

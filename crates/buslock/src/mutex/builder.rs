@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::Mutex;
 use crate::error::Result;
 use crate::legacy::{Companion, LegacyLock};
-use crate::lockfile::{LockDir, OpenMode, validate_name};
+use crate::lockfile::{IntoLockName, LockDir, NameArg, OpenMode};
 
 /// Configures how a [`Mutex`] is opened.
 ///
@@ -17,7 +17,7 @@ use crate::lockfile::{LockDir, OpenMode, validate_name};
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until .open() is called"]
 pub struct Builder {
-    name: String,
+    name: NameArg,
     dir: Option<PathBuf>,
     mode: OpenMode,
     legacy: Option<PathBuf>,
@@ -28,9 +28,9 @@ pub struct Builder {
 }
 
 impl Builder {
-    pub(super) fn new(name: &str) -> Self {
+    pub(super) fn new(name: impl IntoLockName) -> Self {
         Builder {
-            name: name.to_owned(),
+            name: NameArg::new(name),
             dir: None,
             mode: OpenMode::Create,
             legacy: None,
@@ -159,7 +159,7 @@ impl Builder {
     /// An invalid name, an unusable lock directory, or a lock file that is
     /// not a valid buslock file for this program; see [`Error`](crate::Error).
     pub fn open(self) -> Result<Mutex> {
-        validate_name(&self.name)?;
+        let name = self.name.get()?;
         // Only a program that may create the lock file may create the
         // system lock directory (as root); see `lockfile::dir`.
         let dir = match self.mode {
@@ -168,7 +168,7 @@ impl Builder {
         };
         let legacy = match &self.legacy_semaphore {
             Some(sem) => {
-                let marker = dir.path().join(format!("{}.legacy-sem", self.name));
+                let marker = dir.path().join(format!("{name}.legacy-sem"));
                 Some(LegacyLock::open_semaphore(sem, &marker)?)
             }
             None => match self.legacy.as_deref() {
@@ -187,9 +187,9 @@ impl Builder {
                 Some(sem) => Companion::Semaphore(sem.to_owned()),
                 None => Companion::RecordLock(self.legacy.clone().unwrap_or_default()),
             };
-            companion.record(dir.path(), &self.name);
+            companion.record(dir.path(), name.as_str());
         }
-        let mut mutex = Mutex::open_with(dir, &self.name, self.mode, legacy, self.lockdep)?;
+        let mut mutex = Mutex::open_with(dir, name, self.mode, legacy, self.lockdep)?;
         mutex.label = self.label.as_deref().map(crate::identity::intern_label);
         Ok(mutex)
     }

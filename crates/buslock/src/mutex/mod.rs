@@ -21,11 +21,12 @@ use crate::error::{Error, Result};
 use crate::events::{self, Event};
 use crate::identity;
 use crate::legacy::LegacyLock;
-use crate::lockfile::{LockDir, LockFile, OpenMode, validate_name};
+use crate::lockfile::{IntoLockName, LockDir, LockFile, LockName, OpenMode, lock_name};
 use crate::owner::{self, Owner};
 use crate::raw::layout::TEXT_BYTES;
 use crate::raw::{LockPage, RawError};
 use crate::stats::{self, Stats};
+use crate::wait::Wait;
 use crate::waiters::{self, Waiter};
 
 /// How often a process checks that its lock file is still the one at the
@@ -36,17 +37,6 @@ pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// How many times one [`Mutex`] handle follows a replaced lock file before
 /// it reports [`Error::ReplacedTooOften`].
 const MAX_GENERATIONS: usize = 16;
-
-/// How often an interruptible wait wakes to ask whether to give up.
-///
-/// `FUTEX_LOCK_PI` waits are not interrupted by signals, so interruptible
-/// waits wait in slices of this length. Each new slice queues again behind
-/// waiters that arrived meanwhile; so that such a waiter cannot starve
-/// behind a queue longer than a slice, once it has waited 100 ms it asks
-/// newer acquirers to step aside until it has been served (an older waiter
-/// first: FIFO holds up to the slices' granularity). Plain [`Mutex::lock`]
-/// and [`Mutex::lock_timeout`] keep their place in the kernel's queue.
-pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
 
 /// A named lock shared by every process and thread on this machine that
 /// opens the same name in the same lock directory.
@@ -67,7 +57,7 @@ pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
 ///   at release (no barging), and a holder's priority is raised to that of
 ///   its highest-priority waiter (priority inheritance).
 ///   Interruptible waits ([`Mutex::lock_interruptible`]) keep their turn
-///   only to within one [`INTERRUPT_SLICE`], and cannot starve.
+///   only to within one [`INTERRUPT_SLICE`](crate::INTERRUPT_SLICE), and cannot starve.
 /// - **Discipline**: locking again from the holding thread is
 ///   [`Error::Recursive`], never a hang; only the holding thread can
 ///   release, because the guard is `!Send`. A wait that would close a
@@ -138,32 +128,6 @@ pub struct Mutex {
     lockdep: crate::lockdep::Class,
 }
 
-/// How long [`Mutex::acquire`] may wait.
-pub enum Wait<'a> {
-    /// Do not wait.
-    Try,
-    /// Wait as long as it takes.
-    Forever,
-    /// Wait at most this long.
-    Timeout(Duration),
-    /// Wait at most `timeout` (`None`: forever), asking `interrupted` every
-    /// [`INTERRUPT_SLICE`]; give up with [`Error::Interrupted`] when it
-    /// says `true`.
-    Interruptible {
-        /// Longest wait.
-        timeout: Option<Duration>,
-        /// Asked between slices; `true` stops the wait.
-        interrupted: &'a mut dyn FnMut() -> bool,
-    },
-}
-
-fn timespec(ns: u64) -> rustix::time::Timespec {
-    rustix::time::Timespec {
-        tv_sec: (ns / 1_000_000_000) as _,
-        tv_nsec: (ns % 1_000_000_000) as _,
-    }
-}
-
 impl Mutex {
     /// Open lock `name` in the default lock directory (`$BUSLOCK_DIR`, else
     /// `/run/lock/buslock`; see [`lockfile::dir`](crate::lockfile::dir) for
@@ -172,12 +136,13 @@ impl Mutex {
     /// # Errors
     ///
     /// See [`Builder::open`].
-    pub fn open(name: &str) -> Result<Mutex> {
+    pub fn open(name: impl IntoLockName) -> Result<Mutex> {
         Mutex::builder(name).open()
     }
 
-    /// Start configuring how to open lock `name`.
-    pub fn builder(name: &str) -> Builder {
+    /// Start configuring how to open lock `name` (checked when the
+    /// builder opens the lock).
+    pub fn builder(name: impl IntoLockName) -> Builder {
         Builder::new(name)
     }
 
@@ -186,25 +151,25 @@ impl Mutex {
     /// # Errors
     ///
     /// See [`Builder::open`].
-    pub fn open_in(dir: &LockDir, name: &str, mode: OpenMode) -> Result<Mutex> {
-        Mutex::open_with(dir.try_clone()?, name, mode, None, None)
+    pub fn open_in(dir: &LockDir, name: impl IntoLockName, mode: OpenMode) -> Result<Mutex> {
+        let name = lock_name(name)?;
+        Mutex::open_with(dir.try_clone()?, &name, mode, None, None)
     }
 
     fn open_with(
         dir: LockDir,
-        name: &str,
+        name: &LockName,
         mode: OpenMode,
         legacy: Option<LegacyLock>,
         lockdep: Option<crate::lockdep::Mode>,
     ) -> Result<Mutex> {
-        validate_name(name)?;
         identity::warm_up();
         clock::refine();
-        let file = LockFile::open(&dir, name, mode)?;
+        let file = LockFile::open(&dir, name.as_str(), mode)?;
         let later = (1..MAX_GENERATIONS).map(|_| OnceLock::new()).collect();
         let path = file.path.clone();
         Ok(Mutex {
-            name: name.to_owned(),
+            name: name.to_string(),
             path,
             first: Some(file),
             later,
@@ -339,7 +304,7 @@ impl Mutex {
     }
 
     /// Wait at most `timeout` (`None`: forever), calling `interrupted` every
-    /// [`INTERRUPT_SLICE`] and giving up when it returns `true` (for Ctrl-C
+    /// [`INTERRUPT_SLICE`](crate::INTERRUPT_SLICE) and giving up when it returns `true` (for Ctrl-C
     /// handling). `Ok(None)` when the timeout expires.
     ///
     /// # Errors

@@ -6,6 +6,7 @@
 
 pub mod futex;
 pub mod layout;
+pub mod lock;
 pub mod mapping;
 pub mod mutex;
 pub mod recordlock;
@@ -15,5 +16,6 @@ pub mod semaphore;
 pub mod sys;
 
 pub use layout::{LockPage, RwPage};
+pub use lock::RawLock;
 pub use mapping::{HeaderInit, InitError, InitOutcome, Mapping};
 pub use mutex::{Acquire, RawError, RawMutex};

@@ -65,11 +65,16 @@
 //!   poisoning, and as [`crate::Mutex`] does); a reader changed nothing, so
 //!   its release is an ordinary one.
 //!
+//! - **Interruptible waits** queue for the word in slices of
+//!   [`crate::INTERRUPT_SLICE`], as a mutex's do, and through the same wait
+//!   loop (`src/wait.rs`): a reader or writer that has waited
+//!   100 ms asks newer takers of the word (readers and writers) to step
+//!   aside until it is served, so a queue longer than a slice cannot starve
+//!   it.
+//!
 //! Not (yet) done for readers-writer locks, unlike [`crate::Mutex`]: an
 //! event ring (`buslock watch`), following a lock file replaced at its
-//! path, legacy companions and the starvation step-aside of interruptible
-//! waiters (an interruptible wait re-queues every [`crate::INTERRUPT_SLICE`]
-//! and so keeps its FIFO place only to within a slice).
+//! path, and legacy companions.
 
 mod guard;
 mod held;
@@ -85,13 +90,14 @@ pub use readers::Reader;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::identity::{self, Me};
-use crate::lockfile::{LockDir, LockFile, OpenMode, validate_name};
-use crate::mutex::{INTERRUPT_SLICE, Wait};
+use crate::lockfile::{IntoLockName, LockDir, LockFile, NameArg, OpenMode};
 use crate::owner::{self, Owner};
 use crate::raw::futex::{self, Woken};
-use crate::raw::layout::{KIND_RWLOCK, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS};
+use crate::raw::layout::{Header, KIND_RWLOCK, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS};
 use crate::raw::{Acquire, RawError, RawMutex, RwPage};
+use crate::starvation;
 use crate::stats::{self, Stats};
+use crate::wait::{self, Contender, Until, Wait, Way};
 use crate::waiters::{self, Scan, Waiter, WaiterEntry};
 
 use held::Hold;
@@ -162,7 +168,7 @@ pub struct RwLock {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until .open() is called"]
 pub struct RwBuilder {
-    name: String,
+    name: NameArg,
     dir: Option<PathBuf>,
     mode: OpenMode,
     label: Option<String>,
@@ -209,11 +215,11 @@ impl RwBuilder {
     /// [`crate::Mutex::open`], and [`Error::WrongKind`] when the name is a
     /// mutex's.
     pub fn open(self) -> Result<RwLock> {
-        validate_name(&self.name)?;
+        let name = self.name.get()?;
         identity::warm_up();
         clock::refine();
         let dir = LockDir::resolve(self.dir.as_deref())?;
-        let file = LockFile::open_kind(&dir, &self.name, self.mode, KIND_RWLOCK)?;
+        let file = LockFile::open_kind(&dir, name.as_str(), self.mode, KIND_RWLOCK)?;
         let st = rustix::fs::fstat(file.map.fd()).map_err(|e| Error::Io {
             path: file.path.clone(),
             action: "inspect",
@@ -222,11 +228,11 @@ impl RwBuilder {
         Ok(RwLock {
             lockdep: crate::lockdep::Class::open(
                 &dir,
-                &self.name,
+                name,
                 self.lockdep,
                 self.mode == OpenMode::Create,
             ),
-            name: self.name,
+            name: name.to_string(),
             dir,
             file: Some(file),
             key: (st.st_dev as u64, st.st_ino as u64),
@@ -258,61 +264,33 @@ pub struct RwStats {
     pub writer_deaths: u64,
 }
 
-/// A deadline and an interruption check, from a [`Wait`].
-struct Until<'a> {
-    try_only: bool,
-    /// `CLOCK_MONOTONIC` ns.
-    deadline: Option<u64>,
-    interrupted: Option<&'a mut dyn FnMut() -> bool>,
-}
+/// The writers' word of an [`RwLock`], as the wait loop sees it.
+impl Contender for RwLock {
+    type Lock = RawMutex;
 
-impl<'a> Until<'a> {
-    fn new(wait: Wait<'a>, now: u64) -> Self {
-        let at = |d: Duration| now.saturating_add(d.as_nanos().min(u128::from(u64::MAX)) as u64);
-        match wait {
-            Wait::Try => Until {
-                try_only: true,
-                deadline: None,
-                interrupted: None,
-            },
-            Wait::Forever => Until {
-                try_only: false,
-                deadline: None,
-                interrupted: None,
-            },
-            Wait::Timeout(d) => Until {
-                try_only: false,
-                deadline: Some(at(d)),
-                interrupted: None,
-            },
-            Wait::Interruptible {
-                timeout,
-                interrupted,
-            } => Until {
-                try_only: false,
-                deadline: timeout.map(at),
-                interrupted: Some(interrupted),
-            },
-        }
+    fn lock_word(&self) -> &RawMutex {
+        self.word()
     }
 
-    /// `Err(Interrupted)` if the caller's check says so.
-    fn check(&mut self, name: &str) -> Result<()> {
-        if let Some(f) = &mut self.interrupted
-            && f()
-        {
-            return Err(Error::Interrupted {
-                name: name.to_owned(),
-            });
+    fn header(&self) -> &Header {
+        &self.page().header
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn raw_error(&self, e: RawError) -> Error {
+        RwLock::raw_error(self, e)
+    }
+
+    fn step_aside(&self, owner_died: bool) -> Result<()> {
+        if owner_died {
+            // Pass the notice on to the next holder of either kind.
+            self.page().rw.death_pending.store(1, Ordering::Relaxed);
         }
+        let _ = self.word().unlock();
         Ok(())
-    }
-}
-
-fn timespec(ns: u64) -> rustix::time::Timespec {
-    rustix::time::Timespec {
-        tv_sec: (ns / 1_000_000_000) as _,
-        tv_nsec: (ns % 1_000_000_000) as _,
     }
 }
 
@@ -323,14 +301,14 @@ impl RwLock {
     /// # Errors
     ///
     /// See [`RwBuilder::open`].
-    pub fn open(name: &str) -> Result<RwLock> {
+    pub fn open(name: impl IntoLockName) -> Result<RwLock> {
         RwLock::builder(name).open()
     }
 
     /// Start configuring how to open readers-writer lock `name`.
-    pub fn builder(name: &str) -> RwBuilder {
+    pub fn builder(name: impl IntoLockName) -> RwBuilder {
         RwBuilder {
-            name: name.to_owned(),
+            name: NameArg::new(name),
             dir: None,
             mode: OpenMode::Create,
             label: None,
@@ -481,7 +459,7 @@ impl RwLock {
     }
 
     /// Read, waiting as `wait` says (interruptible waits ask their check
-    /// every [`INTERRUPT_SLICE`]).
+    /// every [`INTERRUPT_SLICE`](crate::INTERRUPT_SLICE)).
     ///
     /// # Errors
     ///
@@ -532,7 +510,7 @@ impl RwLock {
                 readers::release(page, n, crate::raw::layout::ident(me.pid, me.tid));
             }
         }
-        self.read_slow(Until::new(wait, start), &me, start)
+        self.read_slow(Until::new(wait, me.tid, start, start), &me, start)
     }
 
     #[cold]
@@ -544,9 +522,9 @@ impl RwLock {
     ) -> Result<Option<ReadGuard<'_>>> {
         let page = self.page();
         let _listed =
-            (!until.try_only).then(|| WaiterEntry::enter(&page.waiters[READER_WAITERS], me, start));
-        let Some(died) = self.take_word(&mut until, me)? else {
-            if !until.try_only {
+            (!until.is_try()).then(|| WaiterEntry::enter(&page.waiters[READER_WAITERS], me, start));
+        let Some(died) = self.take_word(&mut until, me, None)? else {
+            if !until.is_try() {
                 page.rw.read_timeouts.fetch_add(1, Ordering::Relaxed);
             }
             return Ok(None);
@@ -565,7 +543,7 @@ impl RwLock {
             if let Some(n) = readers::claim(page, me, clock::now_ns()) {
                 break Ok(n);
             }
-            if until.try_only || until.deadline.is_some_and(|d| clock::now_ns() >= d) {
+            if until.is_try() || until.passed(clock::now_ns()) {
                 break Err(None);
             }
             futex::wait(&page.rw.drain_seq, seq, DEAD_READER_CHECK);
@@ -596,42 +574,60 @@ impl RwLock {
         Ok(Some(ReadGuard::new(self, slot, me, died, waited)))
     }
 
-    /// Take the writers' word as `until` says; `Some(told)` with whether
-    /// the previous holder died (and this caller is the one told), `None`
-    /// when the wait ended without it.
-    fn take_word(&self, until: &mut Until<'_>, me: &Me) -> Result<Option<bool>> {
-        let word = self.word();
-        let got = if until.try_only {
-            word.try_lock()
-        } else if until.interrupted.is_none() {
-            match until.deadline {
-                None => word.lock(),
-                Some(d) => word.lock_until(timespec(d)),
-            }
-        } else {
-            loop {
-                let now = clock::now_ns();
-                let slice_end = now.saturating_add(INTERRUPT_SLICE.as_nanos() as u64);
-                let end = until.deadline.map_or(slice_end, |d| d.min(slice_end));
-                match word.lock_until(timespec(end)) {
-                    Ok(Acquire::Busy) if until.deadline.is_none_or(|d| end < d) => {
-                        until.check(&self.name)?;
+    /// Take the writers' word as `until` says (`taken`: this thread took
+    /// it already), stepping aside for an older starving waiter (see
+    /// [`crate::wait`]); `Some(told)` with whether the previous holder
+    /// died (and this caller is the one told), `None` when the wait ended
+    /// without it.
+    fn take_word(
+        &self,
+        until: &mut Until<'_>,
+        me: &Me,
+        mut taken: Option<Acquire>,
+    ) -> Result<Option<bool>> {
+        loop {
+            let got = match taken.take() {
+                Some(got) => got,
+                None => match self.word().try_lock().map_err(|e| self.raw_error(e))? {
+                    Acquire::Busy if until.is_try() => return Ok(None),
+                    Acquire::Busy => match wait::queue(self, until)? {
+                        Some(got) => got,
+                        None => return Ok(None),
+                    },
+                    got => got,
+                },
+            };
+            let died = self.death_told(got == Acquire::OwnerDied, me);
+            match wait::make_way(self, until, died)? {
+                Way::Clear => {
+                    if died {
+                        self.page().stats.owner_died.fetch_add(1, Ordering::Relaxed);
                     }
-                    other => break other,
+                    return Ok(Some(died));
                 }
+                Way::Again => {}
+                Way::GaveUp => return Ok(None),
             }
-        };
-        match got.map_err(|e| self.raw_error(e))? {
-            Acquire::Busy => Ok(None),
-            Acquire::Taken => Ok(Some(self.after_word(false, me))),
-            Acquire::OwnerDied => Ok(Some(self.after_word(true, me))),
         }
     }
 
     /// Just after taking the word: whether to tell this holder that a
-    /// writer died (the word said its owner died and that owner was not a
-    /// reader being admitted, or a writer ended abandoned).
+    /// writer died, counted.
+    #[inline]
     fn after_word(&self, word_died: bool, me: &Me) -> bool {
+        let died = self.death_told(word_died, me);
+        if died {
+            self.page().stats.owner_died.fetch_add(1, Ordering::Relaxed);
+        }
+        died
+    }
+
+    /// Just after taking the word: whether to tell this holder that a
+    /// writer died (the word said its owner died and that owner was not a
+    /// reader being admitted, or a writer ended abandoned). Not counted: a
+    /// holder that steps aside passes the notice on.
+    #[inline]
+    fn death_told(&self, word_died: bool, me: &Me) -> bool {
         let page = self.page();
         // Plain loads first: both are almost always 0, and a swap would
         // cost an atomic read-modify-write on every write.
@@ -661,9 +657,6 @@ impl RwLock {
         {
             died = true;
         }
-        if died {
-            page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
-        }
         died
     }
 
@@ -674,24 +667,29 @@ impl RwLock {
         let got = self.word().try_lock().map_err(|e| self.raw_error(e))?;
         // Read the clock only once on the uncontended path.
         let start = clock::now_ns();
-        let mut until = Until::new(wait, start);
-        let mut waited = false;
+        let mut until = Until::new(wait, me.tid, start, start);
         let died = match got {
-            Acquire::Taken => self.after_word(false, &me),
-            Acquire::OwnerDied => self.after_word(true, &me),
-            Acquire::Busy if until.try_only => return Ok(None),
-            Acquire::Busy => {
-                waited = true;
-                let _listed = WaiterEntry::enter(&page.waiters[WRITER_WAITERS], &me, start);
-                match self.take_word(&mut until, &me)? {
+            Acquire::Busy if until.is_try() => return Ok(None),
+            // An older interruptible waiter may ask this one to step aside.
+            Acquire::Taken | Acquire::OwnerDied if !starvation::posted(&page.header) => {
+                self.after_word(got == Acquire::OwnerDied, &me)
+            }
+            _ => {
+                let _listed = (got == Acquire::Busy)
+                    .then(|| WaiterEntry::enter(&page.waiters[WRITER_WAITERS], &me, start));
+                let taken = (got != Acquire::Busy).then_some(got);
+                match self.take_word(&mut until, &me, taken)? {
                     Some(died) => died,
                     None => {
-                        stats::on_timeout(&page.stats);
+                        if !until.is_try() {
+                            stats::on_timeout(&page.stats);
+                        }
                         return Ok(None);
                     }
                 }
             }
         };
+        let mut waited = until.waited();
         // The writer's half of the handshake (see `readers::any_rmw`).
         if readers::any_rmw(page) {
             waited = true;
@@ -708,7 +706,7 @@ impl RwLock {
                         page.rw.death_pending.store(1, Ordering::Relaxed);
                     }
                     let _ = self.word().unlock();
-                    if !until.try_only && other.is_ok() {
+                    if !until.is_try() && other.is_ok() {
                         stats::on_timeout(&page.stats);
                     }
                     return other.map(|_| None);
@@ -741,7 +739,7 @@ impl RwLock {
                 break Ok(true);
             }
             let now = clock::now_ns();
-            if until.try_only || until.deadline.is_some_and(|d| now >= d) {
+            if until.is_try() || until.passed(now) {
                 break Ok(false);
             }
             if now.saturating_sub(last_check) >= DEAD_READER_CHECK.as_nanos() as u64 {
@@ -753,7 +751,7 @@ impl RwLock {
                 continue;
             }
             let mut slice = DEAD_READER_CHECK;
-            if let Some(d) = until.deadline {
+            if let Some(d) = until.end() {
                 slice = slice.min(Duration::from_nanos(d - now));
             }
             if futex::wait(&rw.drain_seq, seq, slice) == Woken::TimedOut {
