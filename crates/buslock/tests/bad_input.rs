@@ -6,7 +6,7 @@ use std::path::Path;
 
 use buslock::{Error, Mutex};
 
-const FILE_SIZE: usize = 8192;
+use buslock::raw::layout::FILE_SIZE;
 
 fn open(dir: &Path, name: &str) -> Result<Mutex, Error> {
     Mutex::builder(name).dir(dir).open()

@@ -597,3 +597,86 @@ fn readers_queued_behind_a_writer_get_in_together_before_a_later_writer() {
     }
     assert!(writer.wait().success());
 }
+
+/// The events numbered from `from`, waiting (within the watchdog) until at
+/// least `n` are there.
+fn events_from(rw: &RwLock, from: u64, n: usize) -> Vec<buslock::Event> {
+    let mut got = Vec::new();
+    wait_until("the events recorded", || {
+        got = rw.events_since(from).0;
+        got.len() >= n
+    });
+    got
+}
+
+#[test]
+fn the_event_ring_records_reads_writes_and_both_deaths() {
+    let dir = tempfile::tempdir().unwrap();
+    let rw = open(dir.path());
+    let start = rw.event_head();
+    drop(rw.read().unwrap());
+    drop(rw.write().unwrap());
+    let ev = events_from(&rw, start, 2);
+    let me = std::process::id();
+    assert!(ev[0].read && !ev[0].died && ev[0].pid == me, "{ev:?}");
+    assert!(!ev[1].read && !ev[1].died && ev[1].pid == me, "{ev:?}");
+    assert_eq!((ev[0].seq, ev[1].seq), (start, start + 1));
+
+    // A reader killed holding: a writer frees its share and records it.
+    let mut reader = Helper::spawn("reader-hold", dir.path(), &[]);
+    reader.expect("reading");
+    let reader_pid = reader.pid();
+    reader.kill();
+    drop(rw.write_timeout(WATCHDOG).unwrap().expect("write"));
+    // A writer killed holding: the next holder records its death.
+    let mut writer = Helper::spawn("writer-hold", dir.path(), &[]);
+    writer.expect("writing");
+    let writer_pid = writer.pid();
+    writer.kill();
+    let g = rw.read_timeout(WATCHDOG).unwrap().expect("read");
+    assert!(g.previous_owner_died());
+    drop(g);
+    let ev = events_from(&rw, start + 2, 4);
+    let kinds: Vec<_> = ev.iter().map(|e| (e.pid, e.read, e.died)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (reader_pid, true, true),
+            (me, false, false),
+            (writer_pid, false, true),
+            (me, true, false),
+        ],
+        "{ev:?}"
+    );
+    assert!(ev[3].previous_owner_died, "the read after the death: {ev:?}");
+    assert!(!ev[1].previous_owner_died, "{ev:?}");
+
+    // A read-only view of the file shows the same.
+    let view_dir = buslock::LockDir::resolve(Some(dir.path())).unwrap();
+    let view = buslock::LockView::open(&view_dir, NAME).unwrap();
+    assert_eq!(view.event_head(), rw.event_head());
+    assert_eq!(view.events_since(start).0, rw.events_since(start).0);
+}
+
+#[test]
+fn readers_releasing_at_once_each_record_their_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let rw = open(dir.path());
+    let start = rw.event_head();
+    // 4 threads x 12 reads: fewer than the ring holds, released together.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let rw = open(dir.path());
+                for _ in 0..12 {
+                    drop(rw.read().unwrap());
+                }
+            });
+        }
+    });
+    let (ev, next) = rw.events_since(start);
+    assert_eq!(next, start + 48);
+    let seqs: Vec<u64> = ev.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (start..start + 48).collect::<Vec<_>>());
+    assert!(ev.iter().all(|e| e.read && !e.died), "{ev:?}");
+}

@@ -214,11 +214,7 @@ impl LockFile {
             return Err(empty_file(&path));
         }
         if size != FILE_SIZE as u64 {
-            return Err(Error::BadSize {
-                path,
-                size,
-                expected: FILE_SIZE as u64,
-            });
+            return Err(wrong_size(&path, &fd, size));
         }
         let map = Mapping::map_read_only(fd).map_err(|e| Error::Io {
             path: path.clone(),
@@ -306,11 +302,7 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode, kind: u32) -> Result<Mappin
         return initialise(path, map, mode, ready, kind);
     }
     if size != 0 {
-        return Err(Error::BadSize {
-            path: path.to_path_buf(),
-            size,
-            expected: FILE_SIZE as u64,
-        });
+        return Err(wrong_size(path, &fd, size));
     }
     // Empty: being created right now, or its creator died before sizing it.
     wait_for_creation_flock(path, &fd)?;
@@ -327,11 +319,7 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode, kind: u32) -> Result<Mappin
             })
             .map_err(|e| open_errno(path, "allocate", e))?;
     } else if size != FILE_SIZE as u64 {
-        return Err(Error::BadSize {
-            path: path.to_path_buf(),
-            size,
-            expected: FILE_SIZE as u64,
-        });
+        return Err(wrong_size(path, &fd, size));
     }
     let map = Mapping::map(fd).map_err(|e| Error::Io {
         path: path.to_path_buf(),
@@ -339,6 +327,30 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode, kind: u32) -> Result<Mappin
         source: e,
     })?;
     initialise(path, map, mode, false, kind)
+}
+
+/// The error for a file of `size` bytes, not [`FILE_SIZE`]: a buslock
+/// file of another layout version (whose size differed: version 3 and
+/// earlier were 8192 bytes) is [`Error::Version`], which says what to do;
+/// anything else is [`Error::BadSize`].
+fn wrong_size(path: &Path, fd: &OwnedFd, size: u64) -> Error {
+    let mut head = [0u8; 12];
+    if let Ok(12) = rustix::io::pread(fd, &mut head, 0) {
+        let magic = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        let version = u32::from_le_bytes(head[8..].try_into().expect("4 bytes"));
+        if magic == MAGIC && version != LAYOUT_VERSION {
+            return Error::Version {
+                path: path.to_path_buf(),
+                found: version,
+                expected: LAYOUT_VERSION,
+            };
+        }
+    }
+    Error::BadSize {
+        path: path.to_path_buf(),
+        size,
+        expected: FILE_SIZE as u64,
+    }
 }
 
 /// This boot's id, `/proc/sys/kernel/random/boot_id` as two words; zeros

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{RwLock, held, readers};
+use crate::events::{self, HoldRecord, RwEvent, Who};
 use crate::identity::{self, Me};
 use crate::raw::layout::ident;
 
@@ -15,21 +16,39 @@ use crate::raw::layout::ident;
 #[must_use = "if unused the lock is released at once"]
 pub struct ReadGuard<'a> {
     lock: &'a RwLock,
-    slot: usize,
-    id: u64,
-    died: bool,
-    waited_ns: u64,
+    share: Share,
     _not_send: PhantomData<*const ()>,
 }
 
+/// A read hold: which slot, whose, and what its release event says.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Share {
+    pub slot: usize,
+    pub id: u64,
+    pub died: bool,
+    /// `CLOCK_MONOTONIC` ns when the share was taken.
+    pub acquired_ns: u64,
+    pub waited_ns: u64,
+}
+
 impl<'a> ReadGuard<'a> {
-    pub(super) fn new(lock: &'a RwLock, slot: usize, me: &Me, died: bool, waited_ns: u64) -> Self {
+    pub(super) fn new(
+        lock: &'a RwLock,
+        slot: usize,
+        me: &Me,
+        died: bool,
+        acquired_ns: u64,
+        waited_ns: u64,
+    ) -> Self {
         ReadGuard {
             lock,
-            slot,
-            id: ident(me.pid, me.tid),
-            died,
-            waited_ns,
+            share: Share {
+                slot,
+                id: ident(me.pid, me.tid),
+                died,
+                acquired_ns,
+                waited_ns,
+            },
             _not_send: PhantomData,
         }
     }
@@ -38,12 +57,12 @@ impl<'a> ReadGuard<'a> {
     /// this hold, and this holder is the one told: what it reads may be
     /// half written. Tell whoever can repair it.
     pub fn previous_owner_died(&self) -> bool {
-        self.died
+        self.share.died
     }
 
     /// How long the acquisition waited.
     pub fn waited(&self) -> Duration {
-        Duration::from_nanos(self.waited_ns)
+        Duration::from_nanos(self.share.waited_ns)
     }
 
     /// The lock this guard holds.
@@ -55,18 +74,34 @@ impl<'a> ReadGuard<'a> {
     /// borrowing guard, as Python's `acquire_read()`/`release_read()`):
     /// release it with [`RwLock::release_read`] from the same thread.
     pub fn into_held(self) -> ReadHeld {
-        let held = ReadHeld {
-            slot: self.slot,
-            id: self.id,
-            died: self.died,
-            waited_ns: self.waited_ns,
-        };
+        let held = ReadHeld { share: self.share };
         core::mem::forget(self);
         held
     }
 
-    pub(super) fn release(lock: &RwLock, slot: usize, id: u64) {
-        readers::release(lock.page(), slot, id);
+    /// Give the share back, then record the hold in the event ring (after:
+    /// a writer waiting for the share need not wait for the bookkeeping).
+    #[inline]
+    pub(super) fn release(lock: &RwLock, share: &Share) {
+        let page = lock.page();
+        if readers::release(page, share.slot, share.id) {
+            let now = crate::clock::now_ns();
+            let me = lock.me();
+            events::push_shared(
+                &page.events,
+                &Who::from(&me),
+                &HoldRecord {
+                    acquired_mono_ns: share.acquired_ns,
+                    waited_ns: share.waited_ns,
+                    held_ns: now.saturating_sub(share.acquired_ns),
+                    owner_died: share.died,
+                },
+                RwEvent {
+                    read: true,
+                    died: false,
+                },
+            );
+        }
         held::clear(lock.key);
         lock.lockdep.released();
     }
@@ -75,27 +110,24 @@ impl<'a> ReadGuard<'a> {
 /// A read hold kept without its guard ([`ReadGuard::into_held`]).
 #[derive(Debug)]
 pub struct ReadHeld {
-    slot: usize,
-    id: u64,
-    died: bool,
-    waited_ns: u64,
+    share: Share,
 }
 
 impl ReadHeld {
     /// As [`ReadGuard::previous_owner_died`].
     pub fn previous_owner_died(&self) -> bool {
-        self.died
+        self.share.died
     }
 
     /// As [`ReadGuard::waited`].
     pub fn waited(&self) -> Duration {
-        Duration::from_nanos(self.waited_ns)
+        Duration::from_nanos(self.share.waited_ns)
     }
 
     /// Whether the calling thread took it.
     pub fn is_mine(&self) -> bool {
         let me = identity::me();
-        ident(me.pid, me.tid) == self.id
+        ident(me.pid, me.tid) == self.share.id
     }
 }
 
@@ -135,7 +167,7 @@ impl RwLock {
         if !held.is_mine() {
             return Err((self.not_owner(), held));
         }
-        ReadGuard::release(self, held.slot, held.id);
+        ReadGuard::release(self, &held.share);
         Ok(())
     }
 
@@ -155,7 +187,7 @@ impl RwLock {
             return Err((self.not_owner(), held));
         }
         let me = self.me();
-        self.exit_write(abandoned, &me);
+        self.exit_write(abandoned, &me, held.died, held.waited_ns);
         self.lockdep.released();
         Ok(())
     }
@@ -184,11 +216,11 @@ impl Drop for ReadGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         let me = identity::me();
-        if ident(me.pid, me.tid) != self.id {
+        if ident(me.pid, me.tid) != self.share.id {
             // A fork()ed child dropping its copy: the parent reads.
             return;
         }
-        ReadGuard::release(self.lock, self.slot, self.id);
+        ReadGuard::release(self.lock, &self.share);
     }
 }
 
@@ -196,7 +228,7 @@ impl fmt::Debug for ReadGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadGuard")
             .field("lock", &self.lock.name)
-            .field("previous_owner_died", &self.died)
+            .field("previous_owner_died", &self.share.died)
             .finish()
     }
 }
@@ -271,11 +303,12 @@ impl<'a> WriteGuard<'a> {
             readers::reap(page);
             std::thread::yield_now();
         };
+        let waited_ns = self.waited_ns;
         core::mem::forget(self);
-        lock.exit_write(false, &me);
+        let now = lock.exit_write(false, &me, died, waited_ns);
         page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
         held::set(lock.key, held::Hold::Read);
-        ReadGuard::new(lock, slot, &me, died, 0)
+        ReadGuard::new(lock, slot, &me, died, now, 0)
     }
 }
 
@@ -289,7 +322,8 @@ impl Drop for WriteGuard<'_> {
         // A guard dropped by unwinding: the writer stopped in the middle of
         // its work, like one that died; the next holder is told.
         let me = self.lock.me();
-        self.lock.exit_write(std::thread::panicking(), &me);
+        self.lock
+            .exit_write(std::thread::panicking(), &me, self.died, self.waited_ns);
         self.lock.lockdep.released();
     }
 }

@@ -84,12 +84,13 @@ pub use readers::Reader;
 
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::events::{self, Event, HoldRecord, RwEvent, Who};
 use crate::identity::{self, Me};
 use crate::lockfile::{LockDir, LockFile, OpenMode, validate_name};
 use crate::mutex::{INTERRUPT_SLICE, Wait};
 use crate::owner::{self, Owner};
 use crate::raw::futex::{self, Woken};
-use crate::raw::layout::{KIND_RWLOCK, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS};
+use crate::raw::layout::{FLAG_OWNER_DIED, KIND_RWLOCK, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS};
 use crate::raw::{Acquire, RawError, RawMutex, RwPage};
 use crate::stats::{self, Stats};
 use crate::waiters::{self, Scan, Waiter, WaiterEntry};
@@ -526,7 +527,7 @@ impl RwLock {
                 // this load are both sequentially consistent.
                 if self.word().word_seq_cst() == 0 {
                     page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Some(ReadGuard::new(self, n, &me, false, 0)));
+                    return Ok(Some(ReadGuard::new(self, n, &me, false, start, 0)));
                 }
                 // A writer came: back out (waking it) and queue.
                 readers::release(page, n, crate::raw::layout::ident(me.pid, me.tid));
@@ -589,11 +590,12 @@ impl RwLock {
             }
         };
         self.word().unlock().map_err(|e| self.raw_error(e))?;
-        let waited = clock::now_ns().saturating_sub(start);
+        let now = clock::now_ns();
+        let waited = now.saturating_sub(start);
         page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
         page.rw.read_contended.fetch_add(1, Ordering::Relaxed);
         page.rw.read_wait_ns.fetch_add(waited, Ordering::Relaxed);
-        Ok(Some(ReadGuard::new(self, slot, me, died, waited)))
+        Ok(Some(ReadGuard::new(self, slot, me, died, now, waited)))
     }
 
     /// Take the writers' word as `until` says; `Some(told)` with whether
@@ -655,6 +657,9 @@ impl RwLock {
         }
         if word_died {
             owner::repair(&page.owner);
+            if died {
+                self.record_writer_death();
+            }
         }
         if page.rw.death_pending.load(Ordering::Relaxed) != 0
             && page.rw.death_pending.swap(0, Ordering::Relaxed) != 0
@@ -665,6 +670,39 @@ impl RwLock {
             page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
         }
         died
+    }
+
+    /// Record in the event ring the writer that died holding the word, as
+    /// its record names it (a writer that died before it wrote its record,
+    /// waiting for readers to drain, is reported to the next holder but has
+    /// no event of its own). Called holding the word.
+    #[cold]
+    fn record_writer_death(&self) {
+        let rec = &self.page().owner;
+        let tid = rec.tid.load(Ordering::Relaxed);
+        if tid == 0 {
+            return;
+        }
+        let acquired = rec.acquired_mono_ns.load(Ordering::Relaxed);
+        let program = rec.program.load();
+        events::push_shared(
+            &self.page().events,
+            &Who {
+                ident: crate::raw::layout::ident(rec.pid.load(Ordering::Relaxed), tid),
+                program: &program,
+            },
+            &HoldRecord {
+                acquired_mono_ns: acquired,
+                waited_ns: 0,
+                held_ns: clock::now_ns().saturating_sub(acquired),
+                owner_died: rec.flags.load(Ordering::Relaxed) & FLAG_OWNER_DIED != 0,
+            },
+            RwEvent {
+                read: false,
+                died: true,
+            },
+        );
+        owner::clear(rec);
     }
 
     #[inline]
@@ -764,12 +802,29 @@ impl RwLock {
         result
     }
 
-    /// Release a write hold (from [`WriteGuard`]'s drop or downgrade).
-    fn exit_write(&self, abandoned: bool, me: &Me) {
+    /// Release a write hold (from [`WriteGuard`]'s drop or downgrade),
+    /// recording it in the event ring; returns when (`CLOCK_MONOTONIC`
+    /// ns). `died` and `waited_ns` are the hold's, for its event.
+    fn exit_write(&self, abandoned: bool, me: &Me, died: bool, waited_ns: u64) -> u64 {
         let page = self.page();
         let acquired = owner::acquired_ns(&page.owner);
         let now = clock::now_ns();
-        stats::on_release(&page.stats, me, now.saturating_sub(acquired), acquired);
+        let held_ns = now.saturating_sub(acquired);
+        stats::on_release(&page.stats, me, held_ns, acquired);
+        events::push_shared(
+            &page.events,
+            &Who::from(me),
+            &HoldRecord {
+                acquired_mono_ns: acquired,
+                waited_ns,
+                held_ns,
+                owner_died: died,
+            },
+            RwEvent {
+                read: false,
+                died: false,
+            },
+        );
         owner::clear(&page.owner);
         if abandoned {
             page.rw.death_pending.store(1, Ordering::Relaxed);
@@ -777,6 +832,7 @@ impl RwLock {
         self.writing.store(false, Ordering::Relaxed);
         // Unlock cannot fail for the holding thread.
         let _ = self.word().unlock();
+        now
     }
 
     /// The writer holding the lock, if any (a writer waiting for readers
@@ -804,6 +860,20 @@ impl RwLock {
     /// Threads waiting to read, longest first.
     pub fn readers_waiting(&self) -> Vec<Waiter> {
         waiters::scan(&self.page().waiters[READER_WAITERS], Scan::LiveReadOnly)
+    }
+
+    /// Holds of both kinds, and deaths found, numbered `from` and later
+    /// that are still in the ring, and the number to pass next time (as
+    /// [`crate::Mutex::events_since`]; [`Event::read`] tells the kind,
+    /// [`Event::died`] a holder found dead). Start with
+    /// [`RwLock::event_head`] to see only new events.
+    pub fn events_since(&self, from: u64) -> (Vec<Event>, u64) {
+        events::read_from(&self.page().events, from)
+    }
+
+    /// Number of events recorded in the ring so far.
+    pub fn event_head(&self) -> u64 {
+        events::head(&self.page().events)
     }
 
     /// The statistics.
