@@ -182,3 +182,67 @@ fn watch_shows_reads_writes_and_a_killed_reader_of_a_rwlock() {
         assert_eq!(w.finish().code(), 0);
     }
 }
+
+#[test]
+fn stats_json_shows_the_read_side_of_a_rwlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        buslock::RwLock::builder("table")
+            .dir(dir.path())
+            .open()
+            .unwrap()
+    };
+    let rw = open();
+    drop(rw.read().unwrap());
+    // A read that waits for a writer, and one that gives up.
+    let w = rw.write().unwrap();
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| drop(open().read().unwrap()));
+        eventually("the reader queued", || {
+            (rw.readers_waiting().len() == 1).then_some(())
+        });
+        let gave_up = s
+            .spawn(|| {
+                open()
+                    .read_timeout(std::time::Duration::from_millis(1))
+                    .unwrap()
+                    .is_none()
+            })
+            .join()
+            .unwrap();
+        assert!(gave_up);
+        drop(w);
+        waiting.join().unwrap();
+    });
+    // A reader (the command) killed while it reads, freed by a writer.
+    let r = reader(dir.path(), "table");
+    r.signal(Signal::KILL);
+    let _ = r.finish();
+    drop(
+        rw.write_timeout(std::time::Duration::from_secs(60))
+            .unwrap()
+            .expect("write after the reader died"),
+    );
+
+    let mut c = buslock(dir.path());
+    c.args(["stats", "table", "--json"]);
+    let out = run(c);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let v = out.json();
+    let reads = &v["reads"];
+    assert_eq!(reads["acquisitions"], 3, "{v}");
+    assert_eq!(reads["contended"], 1, "{v}");
+    assert_eq!(reads["timeouts"], 1, "{v}");
+    assert_eq!(reads["reader_deaths"], 1, "{v}");
+    assert_eq!(reads["writer_deaths"], 0, "{v}");
+    assert!(reads["total_wait_ns"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["stats"]["acquisitions"], 2, "the writes: {v}");
+
+    // A mutex's document is unchanged: no "reads".
+    drop(buslock::Mutex::builder("SPI").dir(dir.path()).open().unwrap());
+    let mut c = buslock(dir.path());
+    c.args(["stats", "SPI", "--json"]);
+    let v = run(c).json();
+    assert!(v.get("reads").is_none(), "{v}");
+    assert!(v.get("stats").is_some(), "{v}");
+}
