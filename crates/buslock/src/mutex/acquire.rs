@@ -1,18 +1,17 @@
 //! Taking and releasing: the fast path, waiting, following a replaced lock
 //! file, the legacy companion lock, and the bookkeeping around them.
 
-use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::holder::{self, Verdict};
-use super::{CHECK_INTERVAL, Held, MAX_GENERATIONS, Mutex, Wait, timespec};
+use super::{Held, Mutex, Wait, timespec};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{self, HoldRecord};
 use crate::identity::{self, Me};
 use crate::legacy::{LegacyFailure, LegacyWait};
-use crate::lockfile::{LockFile, OpenMode};
+use crate::lockfile::LockFile;
 use crate::owner;
 use crate::raw::mutex::{FUTEX_TID_MASK, FUTEX_WAITERS};
 use crate::raw::{Acquire, RawError};
@@ -65,7 +64,7 @@ impl Mutex {
     /// [`Mutex::acquire`] without the lock-order hooks.
     #[inline(always)]
     fn acquire_unchecked(&self, wait: Wait<'_>) -> Result<Option<Held>> {
-        let generation = self.current.load(Ordering::Acquire);
+        let generation = self.chain.generation();
         let file = self.file(generation);
         let got = match file.map.mutex().try_lock() {
             // A try looks further in the slow path, so that a word naming
@@ -77,7 +76,7 @@ impl Mutex {
         };
         let header = &file.map.page().header;
         if self.legacy.is_some()
-            || self.attention.load(Ordering::Relaxed)
+            || self.chain.needs_attention()
             || header.retired.load(Ordering::Relaxed) != 0
             || starvation::posted(header)
         {
@@ -116,9 +115,9 @@ impl Mutex {
             let (generation, got) = match taken.take() {
                 Some(t) => (t.generation, t.got),
                 None => {
-                    let mut generation = self.current.load(Ordering::Acquire);
-                    if self.check_due(generation) {
-                        generation = self.follow_replacement(generation)?;
+                    let mut generation = self.chain.generation();
+                    if self.chain.check_due(generation) {
+                        generation = self.chain.follow_replacement(generation)?;
                     }
                     let raw = self.file(generation).map.mutex();
                     // A try asks the kernel when the word names a thread
@@ -198,11 +197,11 @@ impl Mutex {
             if owner_died {
                 // Tell this holder about the death here; check the file at
                 // the release.
-                self.next_check_ns.store(0, Ordering::Relaxed);
-            } else if self.check_due(generation) {
+                self.chain.check_soon();
+            } else if self.chain.check_due(generation) {
                 // Not on every contended acquisition: the check makes two
                 // system calls, and here they would lengthen the hold.
-                match self.follow_replacement(generation) {
+                match self.chain.follow_replacement(generation) {
                     Ok(g) if g == generation => {}
                     moved => {
                         let _ = self.file(generation).map.mutex().unlock();
@@ -347,7 +346,7 @@ impl Mutex {
     /// let go).
     #[cold]
     fn deadlock_or_retry(&self) -> Result<()> {
-        match crate::deadlock::find(&self.dir, &self.name) {
+        match crate::deadlock::find(self.chain.dir(), &self.name) {
             crate::deadlock::Cycle::Others => {
                 std::thread::sleep(DEADLOCK_RETRY);
                 Ok(())
@@ -475,59 +474,6 @@ impl Mutex {
         Ok(())
     }
 
-    /// Whether it is time to check that generation `generation` is still
-    /// the file at the path: [`CHECK_INTERVAL`] passed since the last check,
-    /// another process retired the file, or the last check failed.
-    fn check_due(&self, generation: usize) -> bool {
-        self.attention.load(Ordering::Relaxed)
-            || self
-                .file(generation)
-                .map
-                .page()
-                .header
-                .retired
-                .load(Ordering::Relaxed)
-                != 0
-            || clock::now_ns() >= self.next_check_ns.load(Ordering::Relaxed)
-    }
-
-    /// If generation `generation` is no longer the file at the lock path (or
-    /// another process said so by retiring it), open the file there now
-    /// (creating it if it is gone) as the next generation, retire the old
-    /// one, and return the generation to use.
-    #[cold]
-    fn follow_replacement(&self, generation: usize) -> Result<usize> {
-        let current = self.current.load(Ordering::Acquire);
-        if current != generation {
-            return Ok(current); // another thread of this process moved on
-        }
-        let next = clock::now_ns() + CHECK_INTERVAL.as_nanos() as u64;
-        self.next_check_ns.store(next, Ordering::Relaxed);
-        self.attention.store(false, Ordering::Relaxed);
-        let file = self.file(generation);
-        if file.is_current(&self.dir) {
-            // A retired flag on the file still at the path was not set by
-            // buslock; ignore it.
-            return Ok(generation);
-        }
-        let _serial = self.moving.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = self.current.load(Ordering::Acquire);
-        if current != generation {
-            return Ok(current);
-        }
-        let next = generation + 1;
-        if next >= MAX_GENERATIONS {
-            return Err(Error::ReplacedTooOften {
-                path: self.path.clone(),
-            });
-        }
-        let new = LockFile::open(&self.dir, &self.name, OpenMode::Create)?;
-        file.map.page().header.retired.store(1, Ordering::Release);
-        let _ = self.later[next - 1].set(new);
-        self.current.store(next, Ordering::Release);
-        Ok(next)
-    }
-
     /// The legacy companion lock was not taken: release the mutex again,
     /// keeping a death notice for the next holder.
     #[cold]
@@ -639,22 +585,9 @@ impl Mutex {
         }
         self.held.store(false, Ordering::Relaxed);
         let unlocked = file.map.mutex().unlock();
-        if now >= self.next_check_ns.load(Ordering::Relaxed)
-            || page.header.retired.load(Ordering::Relaxed) != 0
-        {
-            self.check_after_release(generation);
+        if self.chain.release_check_due(generation, now) {
+            self.chain.check_after_release(generation);
         }
         unlocked
-    }
-
-    /// Check, after a release and at most every [`CHECK_INTERVAL`], that
-    /// the lock file is still the one at the path, and move to the new one
-    /// for the next acquisition if not. A problem found here (say, a link
-    /// planted at the path) is reported by the next acquisition.
-    #[cold]
-    fn check_after_release(&self, generation: usize) {
-        if self.follow_replacement(generation).is_err() {
-            self.attention.store(true, Ordering::Relaxed);
-        }
     }
 }
