@@ -5,8 +5,8 @@ mod support;
 
 use std::path::Path;
 
-use rustix::process::Signal;
 use ::buslock::raw::layout::FILE_SIZE;
+use rustix::process::Signal;
 use serde_json::Value;
 use support::{Proc, buslock, eventually, run};
 
@@ -294,7 +294,11 @@ fn doctor_and_list_report_a_corrupt_file_and_a_symlink() {
             .to_owned()
     };
     assert!(line("BROKEN.lock").starts_with("error"), "{}", out.stdout);
-    assert!(line("SHORT.lock").contains(&FILE_SIZE.to_string()), "{}", out.stdout);
+    assert!(
+        line("SHORT.lock").contains(&FILE_SIZE.to_string()),
+        "{}",
+        out.stdout
+    );
     let link = line("LINK.lock");
     assert!(
         link.starts_with("error") && link.contains("symbolic link"),

@@ -168,15 +168,25 @@ fn watch_shows_reads_writes_and_a_killed_reader_of_a_rwlock() {
     let v = line(&mut json, "\"release\"");
     assert_eq!(v["kind"], "write", "{v}");
     let v = line(&mut json, "\"death\"");
-    assert_eq!((v["kind"].as_str(), v["pid"].as_u64()), (Some("read"), Some(u64::from(pid))), "{v}");
+    assert_eq!(
+        (v["kind"].as_str(), v["pid"].as_u64()),
+        (Some("read"), Some(u64::from(pid))),
+        "{v}"
+    );
     let v = line(&mut json, "\"release\"");
     assert_eq!(v["kind"], "write", "{v}");
 
     let l = text.expect_line(|l| l.contains(" read "));
-    assert!(l.contains("lib\\e[31m") && !l.contains('\u{1b}'), "escaped: {l:?}");
+    assert!(
+        l.contains("lib\\e[31m") && !l.contains('\u{1b}'),
+        "escaped: {l:?}"
+    );
     text.expect_line(|l| l.contains(" write "));
     let l = text.expect_line(|l| l.contains("died"));
-    assert!(l.contains(&pid.to_string()) && l.contains("reader died"), "{l}");
+    assert!(
+        l.contains(&pid.to_string()) && l.contains("reader died"),
+        "{l}"
+    );
     for w in [json, text] {
         w.signal(Signal::INT);
         assert_eq!(w.finish().code(), 0);
@@ -239,7 +249,12 @@ fn stats_json_shows_the_read_side_of_a_rwlock() {
     assert_eq!(v["stats"]["acquisitions"], 2, "the writes: {v}");
 
     // A mutex's document is unchanged: no "reads".
-    drop(buslock::Mutex::builder("SPI").dir(dir.path()).open().unwrap());
+    drop(
+        buslock::Mutex::builder("SPI")
+            .dir(dir.path())
+            .open()
+            .unwrap(),
+    );
     let mut c = buslock(dir.path());
     c.args(["stats", "SPI", "--json"]);
     let v = run(c).json();

@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::identity::Me;
 use crate::raw::layout::{
-    EVENT_SLOTS, EventRing, FLAG_DIED, FLAG_OWNER_DIED, FLAG_READ, TEXT_BYTES, ident,
-    split_ident, text_string,
+    EVENT_SLOTS, EventRing, FLAG_DIED, FLAG_OWNER_DIED, FLAG_READ, TEXT_BYTES, ident, split_ident,
+    text_string,
 };
 
 /// One completed hold.

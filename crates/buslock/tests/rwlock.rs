@@ -648,7 +648,10 @@ fn the_event_ring_records_reads_writes_and_both_deaths() {
         ],
         "{ev:?}"
     );
-    assert!(ev[3].previous_owner_died, "the read after the death: {ev:?}");
+    assert!(
+        ev[3].previous_owner_died,
+        "the read after the death: {ev:?}"
+    );
     assert!(!ev[1].previous_owner_died, "{ev:?}");
 
     // A read-only view of the file shows the same.

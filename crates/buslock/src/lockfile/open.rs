@@ -59,6 +59,8 @@ pub struct LockFile {
     pub path: PathBuf,
     /// The shared mapping.
     pub map: Mapping,
+    /// Which file it is: (device, inode).
+    pub id: (u64, u64),
 }
 
 fn kind_of(ft: FileType) -> &'static str {
@@ -185,11 +187,20 @@ impl LockFile {
         };
         let map = prepare(&path, fd, mode, kind)?;
         validate(&path, &map, Some(kind))?;
-        Ok(LockFile { path, map })
+        LockFile::new(path, map)
     }
 }
 
 impl LockFile {
+    fn new(path: PathBuf, map: Mapping) -> Result<LockFile> {
+        let st = fstat(map.fd()).map_err(|e| open_errno(&path, "inspect", e))?;
+        Ok(LockFile {
+            path,
+            map,
+            id: (st.st_dev as u64, st.st_ino as u64),
+        })
+    }
+
     /// Open an existing lock file for reading only, with `O_RDONLY` and a
     /// read-only mapping: what a user who may read the file but not write
     /// it can do. The result must only be read (see
@@ -231,7 +242,7 @@ impl LockFile {
             }
         }
         validate(&path, &map, None)?;
-        Ok(LockFile { path, map })
+        LockFile::new(path, map)
     }
 
     /// What the file holds (`layout::KIND_*`).

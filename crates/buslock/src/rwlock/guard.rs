@@ -23,6 +23,8 @@ pub struct ReadGuard<'a> {
 /// A read hold: which slot, whose, and what its release event says.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Share {
+    /// The lock file generation it was taken on.
+    pub generation: usize,
     pub slot: usize,
     pub id: u64,
     pub died: bool,
@@ -34,6 +36,7 @@ pub(super) struct Share {
 impl<'a> ReadGuard<'a> {
     pub(super) fn new(
         lock: &'a RwLock,
+        generation: usize,
         slot: usize,
         me: &Me,
         died: bool,
@@ -43,6 +46,7 @@ impl<'a> ReadGuard<'a> {
         ReadGuard {
             lock,
             share: Share {
+                generation,
                 slot,
                 id: ident(me.pid, me.tid),
                 died,
@@ -51,6 +55,11 @@ impl<'a> ReadGuard<'a> {
             },
             _not_send: PhantomData,
         }
+    }
+
+    /// The lock file generation this hold is on.
+    pub(super) fn generation(&self) -> usize {
+        self.share.generation
     }
 
     /// Whether a writer died holding the lock (or ended abandoned) before
@@ -83,7 +92,8 @@ impl<'a> ReadGuard<'a> {
     /// a writer waiting for the share need not wait for the bookkeeping).
     #[inline]
     pub(super) fn release(lock: &RwLock, share: &Share) {
-        let page = lock.page();
+        let g = share.generation;
+        let page = lock.page_at(g);
         if readers::release(page, share.slot, share.id) {
             let now = crate::clock::now_ns();
             let me = lock.me();
@@ -101,8 +111,11 @@ impl<'a> ReadGuard<'a> {
                     died: false,
                 },
             );
+            if lock.chain.release_check_due(g, now) {
+                lock.chain.check_after_release(g);
+            }
         }
-        held::clear(lock.key);
+        held::clear(lock.key(g));
         lock.lockdep.released();
     }
 }
@@ -134,6 +147,7 @@ impl ReadHeld {
 /// A write hold kept without its guard ([`WriteGuard::into_held`]).
 #[derive(Debug)]
 pub struct WriteHeld {
+    generation: usize,
     tid: u32,
     died: bool,
     waited_ns: u64,
@@ -187,7 +201,7 @@ impl RwLock {
             return Err((self.not_owner(), held));
         }
         let me = self.me();
-        self.exit_write(abandoned, &me, held.died, held.waited_ns);
+        self.exit_write(held.generation, abandoned, &me, held.died, held.waited_ns);
         self.lockdep.released();
         Ok(())
     }
@@ -201,7 +215,7 @@ impl RwLock {
         if !held.is_mine() {
             return Err((self.not_owner(), held));
         }
-        let guard = WriteGuard::new(self, held.tid, held.died, held.waited_ns);
+        let guard = WriteGuard::new(self, held.generation, held.tid, held.died, held.waited_ns);
         Ok(guard.downgrade().into_held())
     }
 
@@ -238,6 +252,7 @@ impl fmt::Debug for ReadGuard<'_> {
 #[must_use = "if unused the lock is released at once"]
 pub struct WriteGuard<'a> {
     lock: &'a RwLock,
+    generation: usize,
     tid: u32,
     died: bool,
     waited_ns: u64,
@@ -245,9 +260,16 @@ pub struct WriteGuard<'a> {
 }
 
 impl<'a> WriteGuard<'a> {
-    pub(super) fn new(lock: &'a RwLock, tid: u32, died: bool, waited_ns: u64) -> Self {
+    pub(super) fn new(
+        lock: &'a RwLock,
+        generation: usize,
+        tid: u32,
+        died: bool,
+        waited_ns: u64,
+    ) -> Self {
         WriteGuard {
             lock,
+            generation,
             tid,
             died,
             waited_ns,
@@ -276,6 +298,7 @@ impl<'a> WriteGuard<'a> {
     /// [`RwLock::release_write`] from the same thread.
     pub fn into_held(self) -> WriteHeld {
         let held = WriteHeld {
+            generation: self.generation,
             tid: self.tid,
             died: self.died,
             waited_ns: self.waited_ns,
@@ -292,8 +315,9 @@ impl<'a> WriteGuard<'a> {
     pub fn downgrade(self) -> ReadGuard<'a> {
         let lock = self.lock;
         let died = self.died;
+        let g = self.generation;
         let me = lock.me();
-        let page = lock.page();
+        let page = lock.page_at(g);
         let slot = loop {
             if let Some(n) = readers::claim(page, &me, crate::clock::now_ns()) {
                 break n;
@@ -305,10 +329,10 @@ impl<'a> WriteGuard<'a> {
         };
         let waited_ns = self.waited_ns;
         core::mem::forget(self);
-        let now = lock.exit_write(false, &me, died, waited_ns);
+        let now = lock.exit_write(g, false, &me, died, waited_ns);
         page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
-        held::set(lock.key, held::Hold::Read);
-        ReadGuard::new(lock, slot, &me, died, now, 0)
+        held::set(lock.key(g), held::Hold::Read);
+        ReadGuard::new(lock, g, slot, &me, died, now, 0)
     }
 }
 
@@ -322,8 +346,13 @@ impl Drop for WriteGuard<'_> {
         // A guard dropped by unwinding: the writer stopped in the middle of
         // its work, like one that died; the next holder is told.
         let me = self.lock.me();
-        self.lock
-            .exit_write(std::thread::panicking(), &me, self.died, self.waited_ns);
+        self.lock.exit_write(
+            self.generation,
+            std::thread::panicking(),
+            &me,
+            self.died,
+            self.waited_ns,
+        );
         self.lock.lockdep.released();
     }
 }

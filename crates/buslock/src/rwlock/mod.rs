@@ -86,11 +86,11 @@ use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, HoldRecord, RwEvent, Who};
 use crate::identity::{self, Me};
-use crate::lockfile::{LockDir, LockFile, OpenMode, validate_name};
+use crate::lockfile::{Handle, LockDir, LockFile, OpenMode, validate_name};
 use crate::mutex::{INTERRUPT_SLICE, Wait};
 use crate::owner::{self, Owner};
 use crate::raw::futex::{self, Woken};
-use crate::raw::layout::{FLAG_OWNER_DIED, KIND_RWLOCK, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS};
+use crate::raw::layout::{FLAG_OWNER_DIED, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS};
 use crate::raw::{Acquire, RawError, RawMutex, RwPage};
 use crate::stats::{self, Stats};
 use crate::waiters::{self, Scan, Waiter, WaiterEntry};
@@ -147,9 +147,8 @@ const READER_WAITERS: core::ops::Range<usize> = WAITER_SLOTS / 2..WAITER_SLOTS;
 /// ```
 pub struct RwLock {
     name: String,
-    dir: LockDir,
-    file: Option<LockFile>,
-    key: held::Key,
+    /// The lock file and those that replaced it at the path.
+    chain: Handle<RwPage>,
     label: Option<&'static [u8; TEXT_BYTES]>,
     lockdep: crate::lockdep::Class,
     /// Set while a thread writes through this handle (written only under
@@ -214,23 +213,16 @@ impl RwBuilder {
         identity::warm_up();
         clock::refine();
         let dir = LockDir::resolve(self.dir.as_deref())?;
-        let file = LockFile::open_kind(&dir, &self.name, self.mode, KIND_RWLOCK)?;
-        let st = rustix::fs::fstat(file.map.fd()).map_err(|e| Error::Io {
-            path: file.path.clone(),
-            action: "inspect",
-            source: e.into(),
-        })?;
+        let chain = Handle::open(dir, &self.name, self.mode)?;
         Ok(RwLock {
             lockdep: crate::lockdep::Class::open(
-                &dir,
+                chain.dir(),
                 &self.name,
                 self.lockdep,
                 self.mode == OpenMode::Create,
             ),
             name: self.name,
-            dir,
-            file: Some(file),
-            key: (st.st_dev as u64, st.st_ino as u64),
+            chain,
             label: self.label.as_deref().map(identity::intern_label),
             writing: AtomicBool::new(false),
         })
@@ -346,26 +338,39 @@ impl RwLock {
 
     /// The lock file's path.
     pub fn path(&self) -> &Path {
-        &self.file().path
+        self.chain.path()
     }
 
     /// The lock directory.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.chain.dir().path()
     }
 
-    fn file(&self) -> &LockFile {
-        self.file.as_ref().expect("the file is only taken by Drop")
-    }
-
+    /// The page of lock file generation `generation`.
     #[inline]
-    fn page(&self) -> &RwPage {
-        self.file().map.rw_page()
+    fn page_at(&self, generation: usize) -> &RwPage {
+        self.chain.page(generation)
     }
 
+    /// The writers' word of lock file generation `generation`.
     #[inline]
-    fn word(&self) -> &RawMutex {
-        &self.page().mutex.mutex
+    fn word_at(&self, generation: usize) -> &RawMutex {
+        &self.page_at(generation).mutex.mutex
+    }
+
+    /// The page of the file in use, for inspection: that of the file now
+    /// at the lock path (or, if that cannot be opened, the one in use).
+    fn page_to_read(&self) -> &RwPage {
+        self.chain
+            .page_to_read()
+            .unwrap_or_else(|_| self.chain.current_page())
+    }
+
+    /// Which file generation `generation` is, for the table of what this
+    /// thread holds.
+    #[inline]
+    fn key(&self, generation: usize) -> held::Key {
+        self.chain.file(generation).id
     }
 
     #[inline]
@@ -382,12 +387,12 @@ impl RwLock {
             RawError::WouldDeadlock => Error::Recursive {
                 name: self.name.clone(),
             },
-            RawError::Deadlock => crate::deadlock::error(&self.dir, &self.name),
+            RawError::Deadlock => crate::deadlock::error(self.chain.dir(), &self.name),
             RawError::NotOwner => Error::NotOwner {
                 name: self.name.clone(),
             },
             RawError::Other(code) => Error::Io {
-                path: self.file().path.clone(),
+                path: self.chain.path().to_path_buf(),
                 action: "lock",
                 source: std::io::Error::from_raw_os_error(code),
             },
@@ -399,10 +404,12 @@ impl RwLock {
     /// it names this thread.)
     #[inline]
     fn recursion(&self, wanted: Hold) -> Result<()> {
-        match held::get(self.key) {
-            None => Ok(()),
-            Some(_) => Err(self.recursive("reading", wanted)),
+        // Every file this handle used: a read kept on a replaced file is
+        // still this thread's.
+        if (0..=self.chain.generation()).all(|g| held::get(self.key(g)).is_none()) {
+            return Ok(());
         }
+        Err(self.recursive("reading", wanted))
     }
 
     fn recursive(&self, held: &'static str, wanted: Hold) -> Error {
@@ -494,9 +501,9 @@ impl RwLock {
             Err(Error::Recursive { .. }) => Err(self.recursive("writing", Hold::Read)),
             other => other,
         }?;
-        if got.is_some() {
+        if let Some(g) = &got {
             self.lockdep.acquired(order);
-            held::set(self.key, Hold::Read);
+            held::set(self.key(g.generation()), Hold::Read);
         }
         Ok(got)
     }
@@ -518,39 +525,56 @@ impl RwLock {
 
     #[inline]
     fn read_inner(&self, wait: Wait<'_>) -> Result<Option<ReadGuard<'_>>> {
-        let page = self.page();
+        let g = self.chain.generation();
+        let page = self.page_at(g);
         let me = self.me();
         let start = clock::now_ns();
-        if self.word().word() == 0 && page.rw.death_pending.load(Ordering::Relaxed) == 0 {
+        if self.word_at(g).word() == 0
+            && page.rw.death_pending.load(Ordering::Relaxed) == 0
+            && page.header.retired.load(Ordering::Relaxed) == 0
+            && !self.chain.needs_attention()
+        {
             if let Some(n) = readers::claim(page, &me, start) {
                 // The reader's half of the handshake: the claim above and
                 // this load are both sequentially consistent.
-                if self.word().word_seq_cst() == 0 {
+                if self.word_at(g).word_seq_cst() == 0 {
                     page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Some(ReadGuard::new(self, n, &me, false, start, 0)));
+                    return Ok(Some(ReadGuard::new(self, g, n, &me, false, start, 0)));
                 }
                 // A writer came: back out (waking it) and queue.
                 readers::release(page, n, crate::raw::layout::ident(me.pid, me.tid));
             }
         }
-        self.read_slow(Until::new(wait, start), &me, start)
+        self.read_slow(g, Until::new(wait, start), &me, start)
     }
 
     #[cold]
     fn read_slow(
         &self,
+        mut g: usize,
         mut until: Until<'_>,
         me: &Me,
         start: u64,
     ) -> Result<Option<ReadGuard<'_>>> {
-        let page = self.page();
-        let _listed =
-            (!until.try_only).then(|| WaiterEntry::enter(&page.waiters[READER_WAITERS], me, start));
-        let Some(died) = self.take_word(&mut until, me)? else {
-            if !until.try_only {
-                page.rw.read_timeouts.fetch_add(1, Ordering::Relaxed);
+        let (page, died) = loop {
+            // Before waiting, and after (a wait may be long), check that
+            // the file is still the one at the path, as a mutex does.
+            if self.chain.check_due(g) {
+                g = self.chain.follow_replacement(g)?;
             }
-            return Ok(None);
+            let page = self.page_at(g);
+            let _listed = (!until.try_only)
+                .then(|| WaiterEntry::enter(&page.waiters[READER_WAITERS], me, start));
+            let Some(died) = self.take_word(g, &mut until, me)? else {
+                if !until.try_only {
+                    page.rw.read_timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(None);
+            };
+            match self.moved_on(g, died)? {
+                Some(next) => g = next,
+                None => break (page, died),
+            }
         };
         page.rw.admitting_tid.store(me.tid, Ordering::Relaxed);
         // Holding the word, no writer is in; claim a slot. A full table
@@ -582,27 +606,47 @@ impl RwLock {
                 if died {
                     page.rw.death_pending.store(1, Ordering::Relaxed);
                 }
-                let _ = self.word().unlock();
+                let _ = self.word_at(g).unlock();
                 return match e {
                     Some(e) => Err(e),
                     None => Ok(None),
                 };
             }
         };
-        self.word().unlock().map_err(|e| self.raw_error(e))?;
+        self.word_at(g).unlock().map_err(|e| self.raw_error(e))?;
         let now = clock::now_ns();
         let waited = now.saturating_sub(start);
         page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
         page.rw.read_contended.fetch_add(1, Ordering::Relaxed);
         page.rw.read_wait_ns.fetch_add(waited, Ordering::Relaxed);
-        Ok(Some(ReadGuard::new(self, slot, me, died, now, waited)))
+        Ok(Some(ReadGuard::new(self, g, slot, me, died, now, waited)))
     }
 
-    /// Take the writers' word as `until` says; `Some(told)` with whether
-    /// the previous holder died (and this caller is the one told), `None`
-    /// when the wait ended without it.
-    fn take_word(&self, until: &mut Until<'_>, me: &Me) -> Result<Option<bool>> {
-        let word = self.word();
+    /// Holding generation `g`'s word, just taken: if a check of the lock
+    /// file is due and it was replaced, hand the word on (with a death
+    /// notice for its next holder if this one was told of one) and return
+    /// the generation to take instead.
+    fn moved_on(&self, g: usize, died: bool) -> Result<Option<usize>> {
+        if !self.chain.check_due(g) {
+            return Ok(None);
+        }
+        match self.chain.follow_replacement(g) {
+            Ok(next) if next == g => Ok(None),
+            other => {
+                if died {
+                    self.page_at(g).rw.death_pending.store(1, Ordering::Relaxed);
+                }
+                let _ = self.word_at(g).unlock();
+                other.map(Some)
+            }
+        }
+    }
+
+    /// Take generation `g`'s writers' word as `until` says; `Some(told)`
+    /// with whether the previous holder died (and this caller is the one
+    /// told), `None` when the wait ended without it.
+    fn take_word(&self, g: usize, until: &mut Until<'_>, me: &Me) -> Result<Option<bool>> {
+        let word = self.word_at(g);
         let got = if until.try_only {
             word.try_lock()
         } else if until.interrupted.is_none() {
@@ -625,16 +669,16 @@ impl RwLock {
         };
         match got.map_err(|e| self.raw_error(e))? {
             Acquire::Busy => Ok(None),
-            Acquire::Taken => Ok(Some(self.after_word(false, me))),
-            Acquire::OwnerDied => Ok(Some(self.after_word(true, me))),
+            Acquire::Taken => Ok(Some(self.after_word(g, false, me))),
+            Acquire::OwnerDied => Ok(Some(self.after_word(g, true, me))),
         }
     }
 
     /// Just after taking the word: whether to tell this holder that a
     /// writer died (the word said its owner died and that owner was not a
     /// reader being admitted, or a writer ended abandoned).
-    fn after_word(&self, word_died: bool, me: &Me) -> bool {
-        let page = self.page();
+    fn after_word(&self, g: usize, word_died: bool, me: &Me) -> bool {
+        let page = self.page_at(g);
         // Plain loads first: both are almost always 0, and a swap would
         // cost an atomic read-modify-write on every write.
         let admitting = match page.rw.admitting_tid.load(Ordering::Relaxed) {
@@ -658,7 +702,7 @@ impl RwLock {
         if word_died {
             owner::repair(&page.owner);
             if died {
-                self.record_writer_death();
+                self.record_writer_death(page);
             }
         }
         if page.rw.death_pending.load(Ordering::Relaxed) != 0
@@ -677,8 +721,8 @@ impl RwLock {
     /// waiting for readers to drain, is reported to the next holder but has
     /// no event of its own). Called holding the word.
     #[cold]
-    fn record_writer_death(&self) {
-        let rec = &self.page().owner;
+    fn record_writer_death(&self, page: &RwPage) {
+        let rec = &page.owner;
         let tid = rec.tid.load(Ordering::Relaxed);
         if tid == 0 {
             return;
@@ -686,7 +730,7 @@ impl RwLock {
         let acquired = rec.acquired_mono_ns.load(Ordering::Relaxed);
         let program = rec.program.load();
         events::push_shared(
-            &self.page().events,
+            &page.events,
             &Who {
                 ident: crate::raw::layout::ident(rec.pid.load(Ordering::Relaxed), tid),
                 program: &program,
@@ -707,35 +751,47 @@ impl RwLock {
 
     #[inline]
     fn write_inner(&self, wait: Wait<'_>) -> Result<Option<WriteGuard<'_>>> {
-        let page = self.page();
+        let mut g = self.chain.generation();
+        if self.chain.needs_attention() || self.chain.retired(g) {
+            g = self.chain.follow_replacement(g)?;
+        }
         let me = self.me();
-        let got = self.word().try_lock().map_err(|e| self.raw_error(e))?;
+        let got = self.word_at(g).try_lock().map_err(|e| self.raw_error(e))?;
         // Read the clock only once on the uncontended path.
         let start = clock::now_ns();
         let mut until = Until::new(wait, start);
         let mut waited = false;
         let died = match got {
-            Acquire::Taken => self.after_word(false, &me),
-            Acquire::OwnerDied => self.after_word(true, &me),
+            Acquire::Taken => self.after_word(g, false, &me),
+            Acquire::OwnerDied => self.after_word(g, true, &me),
             Acquire::Busy if until.try_only => return Ok(None),
             Acquire::Busy => {
                 waited = true;
-                let _listed = WaiterEntry::enter(&page.waiters[WRITER_WAITERS], &me, start);
-                match self.take_word(&mut until, &me)? {
-                    Some(died) => died,
-                    None => {
+                loop {
+                    // As for a read: check the file before and after waiting.
+                    if self.chain.check_due(g) {
+                        g = self.chain.follow_replacement(g)?;
+                    }
+                    let page = self.page_at(g);
+                    let _listed = WaiterEntry::enter(&page.waiters[WRITER_WAITERS], &me, start);
+                    let Some(died) = self.take_word(g, &mut until, &me)? else {
                         stats::on_timeout(&page.stats);
                         return Ok(None);
+                    };
+                    match self.moved_on(g, died)? {
+                        Some(next) => g = next,
+                        None => break died,
                     }
                 }
             }
         };
+        let page = self.page_at(g);
         // The writer's half of the handshake (see `readers::any_rmw`).
         if readers::any_rmw(page) {
             waited = true;
             let drained = {
                 let _listed = WaiterEntry::enter(&page.waiters[WRITER_WAITERS], &me, start);
-                self.drain(&mut until)
+                self.drain(g, &mut until)
             };
             match drained {
                 Ok(true) => {}
@@ -745,7 +801,7 @@ impl RwLock {
                     if died {
                         page.rw.death_pending.store(1, Ordering::Relaxed);
                     }
-                    let _ = self.word().unlock();
+                    let _ = self.word_at(g).unlock();
                     if !until.try_only && other.is_ok() {
                         stats::on_timeout(&page.stats);
                     }
@@ -760,6 +816,7 @@ impl RwLock {
         stats::on_acquire(&page.stats, waited_ns, false);
         Ok(Some(WriteGuard::new(
             self,
+            g,
             me.tid,
             died,
             waited_ns.unwrap_or(0),
@@ -768,8 +825,8 @@ impl RwLock {
 
     /// Holding the word, wait until no reader slot is taken: `Ok(false)`
     /// when the deadline passed (or a try found readers).
-    fn drain(&self, until: &mut Until<'_>) -> Result<bool> {
-        let page = self.page();
+    fn drain(&self, g: usize, until: &mut Until<'_>) -> Result<bool> {
+        let page = self.page_at(g);
         let rw = &page.rw;
         rw.writer_waiting.store(1, Ordering::SeqCst);
         let mut last_check = clock::now_ns();
@@ -805,8 +862,8 @@ impl RwLock {
     /// Release a write hold (from [`WriteGuard`]'s drop or downgrade),
     /// recording it in the event ring; returns when (`CLOCK_MONOTONIC`
     /// ns). `died` and `waited_ns` are the hold's, for its event.
-    fn exit_write(&self, abandoned: bool, me: &Me, died: bool, waited_ns: u64) -> u64 {
-        let page = self.page();
+    fn exit_write(&self, g: usize, abandoned: bool, me: &Me, died: bool, waited_ns: u64) -> u64 {
+        let page = self.page_at(g);
         let acquired = owner::acquired_ns(&page.owner);
         let now = clock::now_ns();
         let held_ns = now.saturating_sub(acquired);
@@ -831,35 +888,65 @@ impl RwLock {
         }
         self.writing.store(false, Ordering::Relaxed);
         // Unlock cannot fail for the holding thread.
-        let _ = self.word().unlock();
+        let _ = self.word_at(g).unlock();
+        if self.chain.release_check_due(g, now) {
+            self.chain.check_after_release(g);
+        }
         now
     }
 
-    /// The writer holding the lock, if any (a writer waiting for readers
-    /// to drain is not shown until it writes).
+    /// If the lock file in use was unlinked and another file now sits at
+    /// the lock path, move this handle to that file; `Ok(true)` if it
+    /// moved (as [`crate::Mutex::follow`]). The inspection methods call
+    /// it; a caller that follows events with [`RwLock::events_since`]
+    /// calls it first and starts again from 0 when it returns `true`.
     ///
     /// # Errors
     ///
-    /// None today; kept fallible like [`crate::Mutex::owner`].
+    /// The errors of opening the new file ([`Error::NotFound`] excepted),
+    /// or [`Error::ReplacedTooOften`].
+    pub fn follow(&self) -> Result<bool> {
+        self.chain.follow()
+    }
+
+    /// The writer holding the lock, if any (a writer waiting for readers
+    /// to drain is not shown until it writes). Follows a replaced lock
+    /// file ([`RwLock::follow`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`RwLock::follow`].
     pub fn writer(&self) -> Result<Option<Owner>> {
-        let page = self.page();
-        Ok(owner::read_with_word(&page.owner, Some(self.word().word())))
+        let page = self.chain.page_to_read()?;
+        Ok(owner::read_with_word(
+            &page.owner,
+            Some(page.mutex.mutex.word()),
+        ))
     }
 
     /// The readers holding the lock now, longest first (dead readers not
-    /// yet freed are left out).
+    /// yet freed are left out). Follows a replaced lock file (or, if the
+    /// file now at the path cannot be opened, reads the one in use).
     pub fn readers(&self) -> Vec<Reader> {
-        readers::list(self.page())
+        readers::list(self.page_to_read())
     }
 
-    /// Threads waiting to write, longest first.
+    /// Threads waiting to write, longest first (following a replaced lock
+    /// file as [`RwLock::readers`] does).
     pub fn writers_waiting(&self) -> Vec<Waiter> {
-        waiters::scan(&self.page().waiters[WRITER_WAITERS], Scan::LiveReadOnly)
+        waiters::scan(
+            &self.page_to_read().waiters[WRITER_WAITERS],
+            Scan::LiveReadOnly,
+        )
     }
 
-    /// Threads waiting to read, longest first.
+    /// Threads waiting to read, longest first (following a replaced lock
+    /// file as [`RwLock::readers`] does).
     pub fn readers_waiting(&self) -> Vec<Waiter> {
-        waiters::scan(&self.page().waiters[READER_WAITERS], Scan::LiveReadOnly)
+        waiters::scan(
+            &self.page_to_read().waiters[READER_WAITERS],
+            Scan::LiveReadOnly,
+        )
     }
 
     /// Holds of both kinds, and deaths found, numbered `from` and later
@@ -868,17 +955,18 @@ impl RwLock {
     /// [`Event::died`] a holder found dead). Start with
     /// [`RwLock::event_head`] to see only new events.
     pub fn events_since(&self, from: u64) -> (Vec<Event>, u64) {
-        events::read_from(&self.page().events, from)
+        events::read_from(&self.chain.current_page().events, from)
     }
 
     /// Number of events recorded in the ring so far.
     pub fn event_head(&self) -> u64 {
-        events::head(&self.page().events)
+        events::head(&self.chain.current_page().events)
     }
 
-    /// The statistics.
+    /// The statistics (following a replaced lock file as
+    /// [`RwLock::readers`] does).
     pub fn stats(&self) -> RwStats {
-        stats_of(self.file())
+        stats_of_page(self.page_to_read())
     }
 
     /// The raw shared state: (writers' word, admitting reader's tid,
@@ -886,9 +974,9 @@ impl RwLock {
     /// stopped process; not a stable interface.
     #[doc(hidden)]
     pub fn raw_state(&self) -> (u32, u32, u64) {
-        let page = self.page();
+        let page = self.chain.current_page();
         (
-            self.word().word(),
+            page.mutex.mutex.word(),
             page.rw.admitting_tid.load(Ordering::Acquire),
             page.rw.occupied.load(Ordering::Acquire),
         )
@@ -903,7 +991,10 @@ impl RwLock {
 /// The statistics of the readers-writer lock mapped by `file` (the caller
 /// checked the kind).
 pub(crate) fn stats_of(file: &LockFile) -> RwStats {
-    let page = file.map.rw_page();
+    stats_of_page(file.map.rw_page())
+}
+
+fn stats_of_page(page: &RwPage) -> RwStats {
     let rw = &page.rw;
     let writes = stats::snapshot(&page.stats);
     RwStats {
@@ -925,13 +1016,11 @@ pub(crate) fn readers_of(file: &LockFile) -> Vec<Reader> {
 
 impl Drop for RwLock {
     fn drop(&mut self) {
-        if self.writing.load(Ordering::Relaxed)
-            && let Some(file) = self.file.take()
-        {
+        if self.writing.load(Ordering::Relaxed) {
             // A leaked guard: a write hold links the word into this
             // thread's robust list, which must never point at unmapped
             // memory.
-            file.map.leak();
+            self.chain.leak();
         }
     }
 }
@@ -940,7 +1029,7 @@ impl std::fmt::Debug for RwLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RwLock")
             .field("name", &self.name)
-            .field("path", &self.file().path)
+            .field("path", &self.chain.path())
             .finish()
     }
 }
