@@ -322,8 +322,11 @@ pub struct RwBlock {
     /// Non-zero while someone (holding the writers' word) waits on
     /// `drain_seq`.
     pub writer_waiting: AtomicU32,
-    /// Non-zero when a writer ended abandoned (panic, finalisation): the
-    /// next holder of either kind is told, as after a death.
+    /// A death notice for the next holder of either kind:
+    /// [`DEATH_ABANDONED`] when a writer ended abandoned (panic,
+    /// finalisation), [`DEATH_CARRIED`] while a holder that was told of a
+    /// death has not yet passed it on (its acquisition has not returned;
+    /// it gave up); 0: none.
     pub death_pending: AtomicU32,
     /// Thread id of a reader holding the writers' word for a moment to be
     /// admitted; 0 otherwise. If that reader dies there, the next taker of
@@ -370,6 +373,12 @@ const _: () = assert!(core::mem::size_of::<LockPage>() <= FILE_SIZE);
 const _: () = assert!(core::mem::size_of::<RwPage>() <= FILE_SIZE);
 const _: () = assert!(FILE_SIZE % 8 == 0);
 const _: () = assert!(core::mem::size_of::<Header>() == 128);
+
+/// [`RwBlock::death_pending`]: a writer ended abandoned; not yet counted.
+pub const DEATH_ABANDONED: u32 = 1;
+/// [`RwBlock::death_pending`]: a death already counted, to be told to the
+/// next holder.
+pub const DEATH_CARRIED: u32 = 2;
 
 /// Flag bit: the hold began by taking over from a holder that died.
 pub const FLAG_OWNER_DIED: u32 = 1;

@@ -90,7 +90,9 @@ use crate::lockfile::{Handle, LockDir, LockFile, OpenMode, validate_name};
 use crate::mutex::{INTERRUPT_SLICE, Wait};
 use crate::owner::{self, Owner};
 use crate::raw::futex::{self, Woken};
-use crate::raw::layout::{FLAG_OWNER_DIED, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS};
+use crate::raw::layout::{
+    DEATH_ABANDONED, DEATH_CARRIED, FLAG_OWNER_DIED, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS,
+};
 use crate::raw::{Acquire, RawError, RawMutex, RwPage};
 use crate::stats::{self, Stats};
 use crate::waiters::{self, Scan, Waiter, WaiterEntry};
@@ -577,6 +579,13 @@ impl RwLock {
             }
         };
         page.rw.admitting_tid.store(me.tid, Ordering::Relaxed);
+        if died {
+            // Until this reader has its share, the notice stays for the
+            // next holder, should this one die first.
+            page.rw
+                .death_pending
+                .store(DEATH_CARRIED, Ordering::Relaxed);
+        }
         // Holding the word, no writer is in; claim a slot. A full table
         // waits for a reader to leave (leaving readers wake it, as they
         // wake a draining writer) or die (looked for every slice).
@@ -603,9 +612,7 @@ impl RwLock {
         let slot = match slot {
             Ok(n) => n,
             Err(e) => {
-                if died {
-                    page.rw.death_pending.store(1, Ordering::Relaxed);
-                }
+                // The death notice (if any) stays for the next holder.
                 let _ = self.word_at(g).unlock();
                 return match e {
                     Some(e) => Err(e),
@@ -613,6 +620,9 @@ impl RwLock {
                 };
             }
         };
+        if died {
+            page.rw.death_pending.store(0, Ordering::Relaxed);
+        }
         self.word_at(g).unlock().map_err(|e| self.raw_error(e))?;
         let now = clock::now_ns();
         let waited = now.saturating_sub(start);
@@ -634,7 +644,10 @@ impl RwLock {
             Ok(next) if next == g => Ok(None),
             other => {
                 if died {
-                    self.page_at(g).rw.death_pending.store(1, Ordering::Relaxed);
+                    self.page_at(g)
+                        .rw
+                        .death_pending
+                        .store(DEATH_CARRIED, Ordering::Relaxed);
                 }
                 let _ = self.word_at(g).unlock();
                 other.map(Some)
@@ -675,8 +688,18 @@ impl RwLock {
     }
 
     /// Just after taking the word: whether to tell this holder that a
-    /// writer died (the word said its owner died and that owner was not a
-    /// reader being admitted, or a writer ended abandoned).
+    /// writer died, counting each death once.
+    ///
+    /// Which holder of the word died is told by the writer's record, not
+    /// by who held the word: a writer writes its record once it has the
+    /// lock to itself, just before its guard is returned, and clears it
+    /// just before it lets go. So a word whose holder died while the record
+    /// names a writer lost a writer in the middle of its work: tell. Any
+    /// other holder that died (a writer waiting for readers to leave, or
+    /// one that had finished, or a reader being admitted, at any point,
+    /// however early) changed nothing: tell nobody. A notice that a holder
+    /// was given but could not pass on (it died before its acquisition
+    /// returned, or gave up) is left in `death_pending` for the next.
     fn after_word(&self, g: usize, word_died: bool, me: &Me) -> bool {
         let page = self.page_at(g);
         // Plain loads first: both are almost always 0, and a swap would
@@ -685,33 +708,37 @@ impl RwLock {
             0 => 0,
             _ => page.rw.admitting_tid.swap(0, Ordering::Relaxed),
         };
-        let mut died = word_died;
-        if word_died && admitting != 0 && admitting != me.tid {
-            // A reader died while being admitted: count it (unless its slot
-            // holds its bit: then the drain's reaping counts it), tell
-            // nobody.
-            died = false;
-            let occupied = page.rw.occupied.load(Ordering::Acquire);
-            let in_table = page.readers.iter().enumerate().any(|(n, s)| {
-                s.ident.load(Ordering::Acquire) as u32 == admitting && occupied & (1 << n) != 0
-            });
-            if !in_table {
-                page.rw.reader_deaths.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let pending = match page.rw.death_pending.load(Ordering::Relaxed) {
+            0 => 0,
+            _ => page.rw.death_pending.swap(0, Ordering::Relaxed),
+        };
+        let mut died = false;
         if word_died {
             owner::repair(&page.owner);
-            if died {
+            if page.owner.tid.load(Ordering::Relaxed) != 0 {
+                died = true;
                 self.record_writer_death(page);
+                page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
+            } else if admitting != 0 && admitting != me.tid {
+                // A reader died while being admitted: count it (unless its
+                // slot holds its bit: then the drain's reaping counts it).
+                let occupied = page.rw.occupied.load(Ordering::Acquire);
+                let in_table = page.readers.iter().enumerate().any(|(n, s)| {
+                    s.ident.load(Ordering::Acquire) as u32 == admitting && occupied & (1 << n) != 0
+                });
+                if !in_table {
+                    page.rw.reader_deaths.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
-        if page.rw.death_pending.load(Ordering::Relaxed) != 0
-            && page.rw.death_pending.swap(0, Ordering::Relaxed) != 0
-        {
+        if pending != 0 {
+            // A writer's abandonment is counted here; a notice carried on
+            // was counted when it was found (and if the abandoning writer
+            // died before it let go, its death above counted for both).
+            if pending == DEATH_ABANDONED && !died {
+                page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
+            }
             died = true;
-        }
-        if died {
-            page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
         }
         died
     }
@@ -786,6 +813,13 @@ impl RwLock {
             }
         };
         let page = self.page_at(g);
+        if died {
+            // Until this writer's record says it took over from a death,
+            // the notice stays for the next holder, should it die first.
+            page.rw
+                .death_pending
+                .store(DEATH_CARRIED, Ordering::Relaxed);
+        }
         // The writer's half of the handshake (see `readers::any_rmw`).
         if readers::any_rmw(page) {
             waited = true;
@@ -796,11 +830,8 @@ impl RwLock {
             match drained {
                 Ok(true) => {}
                 other => {
-                    // Timed out or interrupted: hand the word on, keeping a
-                    // death notice for the next holder.
-                    if died {
-                        page.rw.death_pending.store(1, Ordering::Relaxed);
-                    }
+                    // Timed out or interrupted: hand the word on; a death
+                    // notice stays for the next holder (stored above).
                     let _ = self.word_at(g).unlock();
                     if !until.try_only && other.is_ok() {
                         stats::on_timeout(&page.stats);
@@ -813,6 +844,11 @@ impl RwLock {
         let waited_ns = waited.then(|| now.saturating_sub(start));
         self.writing.store(true, Ordering::Relaxed);
         owner::write(&page.owner, &me, now, died, self.label.is_some());
+        if died {
+            // The record names this writer now: should it die, the next
+            // holder is told anyway.
+            page.rw.death_pending.store(0, Ordering::Relaxed);
+        }
         stats::on_acquire(&page.stats, waited_ns, false);
         Ok(Some(WriteGuard::new(
             self,
@@ -882,10 +918,13 @@ impl RwLock {
                 died: false,
             },
         );
-        owner::clear(&page.owner);
         if abandoned {
-            page.rw.death_pending.store(1, Ordering::Relaxed);
+            // Before the record is cleared: no moment without a notice.
+            page.rw
+                .death_pending
+                .store(DEATH_ABANDONED, Ordering::Relaxed);
         }
+        owner::clear(&page.owner);
         self.writing.store(false, Ordering::Relaxed);
         // Unlock cannot fail for the holding thread.
         let _ = self.word_at(g).unlock();
@@ -970,15 +1009,17 @@ impl RwLock {
     }
 
     /// The raw shared state: (writers' word, admitting reader's tid,
-    /// held-slot bitmap). For the torture harness, which inspects a
-    /// stopped process; not a stable interface.
+    /// held-slot bitmap, the writer record's tid). For the torture harness
+    /// and tests, which inspect a stopped or dead process; not a stable
+    /// interface.
     #[doc(hidden)]
-    pub fn raw_state(&self) -> (u32, u32, u64) {
+    pub fn raw_state(&self) -> (u32, u32, u64, u32) {
         let page = self.chain.current_page();
         (
             page.mutex.mutex.word(),
             page.rw.admitting_tid.load(Ordering::Acquire),
             page.rw.occupied.load(Ordering::Acquire),
+            page.owner.tid.load(Ordering::Acquire),
         )
     }
 
