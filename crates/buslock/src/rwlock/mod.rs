@@ -33,8 +33,10 @@
 //!     handed on (each in a few microseconds) and then read together, up
 //!     to the next queued writer; with writers back to back, a reader
 //!     queued between them gets in between;
-//!   - a writer that died is reported to the next holder of the word,
-//!     reader or writer ([`ReadGuard::previous_owner_died`]), once;
+//!   - a writer that died in the middle of its work is reported to the
+//!     next holder of the word, reader or writer
+//!     ([`ReadGuard::previous_owner_died`]), once (see below for which
+//!     deaths those are);
 //!   - queued readers lend their priority to the writer holding the word
 //!     (priority inheritance).
 //! - **What a reader does not get**: priority inheritance *towards readers*.
@@ -47,12 +49,22 @@
 //!   process, is dead; its share is freed and counted
 //!   ([`RwStats::reader_deaths`]). A writer finds one within one
 //!   [`DEAD_READER_CHECK`] of starting to wait for it.
-//! - **A reader that dies while it holds the word for a moment** (being
-//!   admitted) leaves its thread id in the admitting field; the next taker
-//!   of the word sees that the death was a reader's and does not report a
-//!   writer death. (If it dies in the two instructions between taking the
-//!   word and writing that field, the next holder is told of a death it
-//!   need not have been: the safe mistake.)
+//! - **Which death is told**: the kernel marks the word when its holder
+//!   dies, but clears the holder's thread id, so who held it is read from
+//!   the writer's record instead: a writer writes it once it has the lock
+//!   to itself (the readers drained), just before its guard is returned,
+//!   and clears it just before it lets go. A holder of the word that died
+//!   while the record names a writer died in the middle of its work: the
+//!   next holder is told. Any other holder that died changed nothing: a
+//!   writer waiting for readers to leave, one that had finished, or a
+//!   reader being admitted, at any point (even before it could mark
+//!   itself: the kernel hands the word to a queued reader inside the
+//!   release, so it may die holding the word before it runs again); nobody
+//!   is told. A holder that was told of a death and dies (or gives up)
+//!   before its acquisition returns leaves the notice in `death_pending`
+//!   for the next holder, counted once. A reader being admitted still
+//!   writes its thread id in the admitting field, so that its death there
+//!   is counted as a reader's.
 //! - **`downgrade`** claims a reader slot while still holding the word and
 //!   only then hands the word on: a writer queued for the word gets it and
 //!   then waits for that slot to drain; nobody gets in between.
@@ -65,9 +77,24 @@
 //!   poisoning, and as [`crate::Mutex`] does); a reader changed nothing, so
 //!   its release is an ordinary one.
 //!
-//! Not (yet) done for readers-writer locks, unlike [`crate::Mutex`]: an
-//! event ring (`buslock watch`), following a lock file replaced at its
-//! path, legacy companions and the starvation step-aside of interruptible
+//! - **Events**: every read and write hold is recorded at its release in
+//!   the page's event ring (the mutex's ring and [`Event`], with
+//!   [`Event::read`]), and so are the holders found dead ([`Event::died`]):
+//!   a reader whose share a writer (or a reader waiting for a slot) freed,
+//!   a writer whose death the next holder was told of. Readers release at
+//!   the same time, so each claims its event's number with an atomic add
+//!   (see `events.rs`); a read's release records its event after giving
+//!   its share back, so a waiting writer does not wait for it.
+//! - **A replaced lock file** is followed as a mutex follows it, by the
+//!   same lock-file handle ([`crate::lockfile::Handle`]): checked before
+//!   and after a wait and at release at most every
+//!   [`crate::CHECK_INTERVAL`] (at once when another user retired the
+//!   file: the fast paths look at the retired flag), and by inspection.
+//!   Each hold remembers its file generation, so it is released where it
+//!   was taken.
+//!
+//! Not (yet) done for readers-writer locks, unlike [`crate::Mutex`]:
+//! legacy companions and the starvation step-aside of interruptible
 //! waiters (an interruptible wait re-queues every [`crate::INTERRUPT_SLICE`]
 //! and so keeps its FIFO place only to within a slice).
 
@@ -122,8 +149,12 @@ const READER_WAITERS: core::ops::Range<usize> = WAITER_SLOTS / 2..WAITER_SLOTS;
 /// - **Exclusion**: any number of threads read at once; a writer is alone.
 /// - **Crash safety**: a dead reader's share is freed (a writer waiting for
 ///   it finds it within [`DEAD_READER_CHECK`]); a dead writer's lock is
-///   released and the next holder of either kind is told
-///   ([`WriteGuard::previous_owner_died`], [`ReadGuard::previous_owner_died`]).
+///   released and, if it died while writing (with its guard), the next
+///   holder of either kind is told ([`WriteGuard::previous_owner_died`],
+///   [`ReadGuard::previous_owner_died`]); a writer that died still waiting
+///   for readers to leave wrote nothing, and nobody is told.
+/// - **A replaced lock file**: followed as [`crate::Mutex`] follows it
+///   (see there and RELIABILITY.md).
 /// - **Fairness**: once a writer waits, new readers queue behind it; the
 ///   queue is served in priority order, FIFO among equals, readers that
 ///   follow one another in it reading together.
@@ -248,8 +279,8 @@ pub struct RwStats {
     pub read_timeouts: u64,
     /// Readers found dead and freed.
     pub reader_deaths: u64,
-    /// Writers that died holding it (or ended abandoned), as reported to
-    /// the next holder.
+    /// Writers that died while writing (or ended abandoned), as reported
+    /// to the next holder.
     pub writer_deaths: u64,
 }
 
