@@ -156,7 +156,7 @@ pub(crate) fn read_from(ring: &EventRing, from: u64) -> (Vec<Event>, u64) {
         let slot = &ring.slots[(n % EVENT_SLOTS as u64) as usize];
         let s1 = slot.seq.load(Ordering::Acquire);
         if s1 != n + 1 {
-            if s1 > n + 1 && s1 != u64::MAX || head - n > EVENT_SLOTS as u64 / 2 {
+            if (s1 > n + 1 && s1 != u64::MAX) || head - n > EVENT_SLOTS as u64 / 2 {
                 // Overwritten already, or abandoned by its writer.
                 continue;
             }

@@ -27,6 +27,8 @@ pub(super) struct Share {
     pub generation: usize,
     pub slot: usize,
     pub id: u64,
+    /// The program (or label) the hold was taken as, for its event.
+    pub program: &'static [u8; crate::raw::layout::TEXT_BYTES],
     pub died: bool,
     /// `CLOCK_MONOTONIC` ns when the share was taken.
     pub acquired_ns: u64,
@@ -49,6 +51,7 @@ impl<'a> ReadGuard<'a> {
                 generation,
                 slot,
                 id: ident(me.pid, me.tid),
+                program: me.program,
                 died,
                 acquired_ns,
                 waited_ns,
@@ -96,10 +99,12 @@ impl<'a> ReadGuard<'a> {
         let page = lock.page_at(g);
         if readers::release(page, share.slot, share.id) {
             let now = crate::clock::now_ns();
-            let me = lock.me();
             events::push_shared(
                 &page.events,
-                &Who::from(&me),
+                &Who {
+                    ident: share.id,
+                    program: share.program,
+                },
                 &HoldRecord {
                     acquired_mono_ns: share.acquired_ns,
                     waited_ns: share.waited_ns,

@@ -589,6 +589,9 @@ impl RwLock {
         me: &Me,
         start: u64,
     ) -> Result<Option<ReadGuard<'_>>> {
+        // Listed as waiting until this reader has its share (a full readers
+        // table is waited for too).
+        let mut _listed = None;
         let (page, died) = loop {
             // Before waiting, and after (a wait may be long), check that
             // the file is still the one at the path, as a mutex does.
@@ -596,7 +599,7 @@ impl RwLock {
                 g = self.chain.follow_replacement(g)?;
             }
             let page = self.page_at(g);
-            let _listed = (!until.try_only)
+            _listed = (!until.try_only)
                 .then(|| WaiterEntry::enter(&page.waiters[READER_WAITERS], me, start));
             let Some(died) = self.take_word(g, &mut until, me)? else {
                 if !until.try_only {
