@@ -23,12 +23,11 @@ pub struct ReadGuard<'a> {
 /// A read hold: which slot, whose, and what its release event says.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Share {
-    /// The lock file generation it was taken on.
-    pub generation: usize,
-    pub slot: usize,
+    /// The lock file generation it was taken on (small: a kept hold is
+    /// returned inside errors).
+    pub generation: u32,
+    pub slot: u32,
     pub id: u64,
-    /// The program (or label) the hold was taken as, for its event.
-    pub program: &'static [u8; crate::raw::layout::TEXT_BYTES],
     pub died: bool,
     /// `CLOCK_MONOTONIC` ns when the share was taken.
     pub acquired_ns: u64,
@@ -48,10 +47,9 @@ impl<'a> ReadGuard<'a> {
         ReadGuard {
             lock,
             share: Share {
-                generation,
-                slot,
+                generation: generation as u32,
+                slot: slot as u32,
                 id: ident(me.pid, me.tid),
-                program: me.program,
                 died,
                 acquired_ns,
                 waited_ns,
@@ -62,7 +60,7 @@ impl<'a> ReadGuard<'a> {
 
     /// The lock file generation this hold is on.
     pub(super) fn generation(&self) -> usize {
-        self.share.generation
+        self.share.generation as usize
     }
 
     /// Whether a writer died holding the lock (or ended abandoned) before
@@ -95,15 +93,15 @@ impl<'a> ReadGuard<'a> {
     /// a writer waiting for the share need not wait for the bookkeeping).
     #[inline]
     pub(super) fn release(lock: &RwLock, share: &Share) {
-        let g = share.generation;
+        let g = share.generation as usize;
         let page = lock.page_at(g);
-        if readers::release(page, share.slot, share.id) {
+        if readers::release(page, share.slot as usize, share.id) {
             let now = crate::clock::now_ns();
             events::push_shared(
                 &page.events,
                 &Who {
                     ident: share.id,
-                    program: share.program,
+                    program: lock.me().program,
                 },
                 &HoldRecord {
                     acquired_mono_ns: share.acquired_ns,
