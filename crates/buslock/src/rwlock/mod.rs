@@ -607,19 +607,12 @@ impl RwLock {
                 }
                 return Ok(None);
             };
-            match self.moved_on(g, died)? {
+            match self.moved_on(g)? {
                 Some(next) => g = next,
                 None => break (page, died),
             }
         };
         page.rw.admitting_tid.store(me.tid, Ordering::Relaxed);
-        if died {
-            // Until this reader has its share, the notice stays for the
-            // next holder, should this one die first.
-            page.rw
-                .death_pending
-                .store(DEATH_CARRIED, Ordering::Relaxed);
-        }
         // Holding the word, no writer is in; claim a slot. A full table
         // waits for a reader to leave (leaving readers wake it, as they
         // wake a draining writer) or die (looked for every slice).
@@ -667,22 +660,16 @@ impl RwLock {
     }
 
     /// Holding generation `g`'s word, just taken: if a check of the lock
-    /// file is due and it was replaced, hand the word on (with a death
-    /// notice for its next holder if this one was told of one) and return
-    /// the generation to take instead.
-    fn moved_on(&self, g: usize, died: bool) -> Result<Option<usize>> {
+    /// file is due and it was replaced, hand the word on (a death notice
+    /// this holder was told of stays in `death_pending` for the next) and
+    /// return the generation to take instead.
+    fn moved_on(&self, g: usize) -> Result<Option<usize>> {
         if !self.chain.check_due(g) {
             return Ok(None);
         }
         match self.chain.follow_replacement(g) {
             Ok(next) if next == g => Ok(None),
             other => {
-                if died {
-                    self.page_at(g)
-                        .rw
-                        .death_pending
-                        .store(DEATH_CARRIED, Ordering::Relaxed);
-                }
                 let _ = self.word_at(g).unlock();
                 other.map(Some)
             }
@@ -731,9 +718,14 @@ impl RwLock {
     /// names a writer lost a writer in the middle of its work: tell. Any
     /// other holder that died (a writer waiting for readers to leave, or
     /// one that had finished, or a reader being admitted, at any point,
-    /// however early) changed nothing: tell nobody. A notice that a holder
-    /// was given but could not pass on (it died before its acquisition
-    /// returned, or gave up) is left in `death_pending` for the next.
+    /// however early) changed nothing: tell nobody.
+    ///
+    /// A holder told of a death keeps the notice in `death_pending`
+    /// ([`DEATH_CARRIED`], stored before anything else is done about it)
+    /// until it has passed it on (its record written, or its share taken,
+    /// just before its acquisition returns): should it die or give up
+    /// first, the next holder is told instead, and the death is counted
+    /// once.
     fn after_word(&self, g: usize, word_died: bool, me: &Me) -> bool {
         let page = self.page_at(g);
         // Plain loads first: both are almost always 0, and a swap would
@@ -742,45 +734,41 @@ impl RwLock {
             0 => 0,
             _ => page.rw.admitting_tid.swap(0, Ordering::Relaxed),
         };
-        let pending = match page.rw.death_pending.load(Ordering::Relaxed) {
-            0 => 0,
-            _ => page.rw.death_pending.swap(0, Ordering::Relaxed),
-        };
-        let mut died = false;
+        let pending = page.rw.death_pending.load(Ordering::Relaxed);
         if word_died {
             owner::repair(&page.owner);
-            if page.owner.tid.load(Ordering::Relaxed) != 0 {
-                died = true;
-                self.record_writer_death(page);
-                page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
-            } else if admitting != 0 && admitting != me.tid {
-                // A reader died while being admitted: count it (unless its
-                // slot holds its bit: then the drain's reaping counts it).
-                let occupied = page.rw.occupied.load(Ordering::Acquire);
-                let in_table = page.readers.iter().enumerate().any(|(n, s)| {
-                    s.ident.load(Ordering::Acquire) as u32 == admitting && occupied & (1 << n) != 0
-                });
-                if !in_table {
-                    page.rw.reader_deaths.fetch_add(1, Ordering::Relaxed);
-                }
-            }
         }
-        if pending != 0 {
-            // A writer's abandonment is counted here; a notice carried on
-            // was counted when it was found (and if the abandoning writer
-            // died before it let go, its death above counted for both).
-            if pending == DEATH_ABANDONED && !died {
-                page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
+        let writer_died = word_died && page.owner.tid.load(Ordering::Relaxed) != 0;
+        let died = writer_died || pending != 0;
+        if died && pending != DEATH_CARRIED {
+            page.rw
+                .death_pending
+                .store(DEATH_CARRIED, Ordering::Relaxed);
+        }
+        if writer_died {
+            // (If the writer had ended abandoned and died before it let go,
+            // this counts for both.)
+            self.record_writer_death(page);
+            page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
+        } else if pending == DEATH_ABANDONED {
+            page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
+        }
+        if word_died && !writer_died && admitting != 0 && admitting != me.tid {
+            // A reader died while being admitted: count it (unless its slot
+            // holds its bit: then the drain's reaping counts it).
+            let occupied = page.rw.occupied.load(Ordering::Acquire);
+            let in_table = page.readers.iter().enumerate().any(|(n, s)| {
+                s.ident.load(Ordering::Acquire) as u32 == admitting && occupied & (1 << n) != 0
+            });
+            if !in_table {
+                page.rw.reader_deaths.fetch_add(1, Ordering::Relaxed);
             }
-            died = true;
         }
         died
     }
 
     /// Record in the event ring the writer that died holding the word, as
-    /// its record names it (a writer that died before it wrote its record,
-    /// waiting for readers to drain, is reported to the next holder but has
-    /// no event of its own). Called holding the word.
+    /// its record names it, and clear the record. Called holding the word.
     #[cold]
     fn record_writer_death(&self, page: &RwPage) {
         let rec = &page.owner;
@@ -839,7 +827,7 @@ impl RwLock {
                         stats::on_timeout(&page.stats);
                         return Ok(None);
                     };
-                    match self.moved_on(g, died)? {
+                    match self.moved_on(g)? {
                         Some(next) => g = next,
                         None => break died,
                     }
@@ -847,13 +835,6 @@ impl RwLock {
             }
         };
         let page = self.page_at(g);
-        if died {
-            // Until this writer's record says it took over from a death,
-            // the notice stays for the next holder, should it die first.
-            page.rw
-                .death_pending
-                .store(DEATH_CARRIED, Ordering::Relaxed);
-        }
         // The writer's half of the handshake (see `readers::any_rmw`).
         if readers::any_rmw(page) {
             waited = true;
@@ -865,7 +846,7 @@ impl RwLock {
                 Ok(true) => {}
                 other => {
                     // Timed out or interrupted: hand the word on; a death
-                    // notice stays for the next holder (stored above).
+                    // notice stays for the next holder (in death_pending).
                     let _ = self.word_at(g).unlock();
                     if !until.try_only && other.is_ok() {
                         stats::on_timeout(&page.stats);
