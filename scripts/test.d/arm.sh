@@ -40,6 +40,9 @@ needs_robust_list=(
   demo_finishes_with_zero_overlaps_and_a_recovery
   demo_with_one_worker_recovers_through_its_restart
   a_death_found_by_an_acquirer_that_steps_aside_is_reported_once
+  the_event_ring_records_reads_writes_and_both_deaths
+  a_reader_killed_while_being_handed_the_word_is_not_told_as_a_writer_death
+  a_writer_killed_while_waiting_for_readers_is_not_told
 )
 # Tests that need posix_spawn to report a failed exec.
 needs_spawn_errors=(

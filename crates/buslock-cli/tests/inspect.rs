@@ -5,6 +5,7 @@ mod support;
 
 use std::path::Path;
 
+use ::buslock::raw::layout::FILE_SIZE;
 use rustix::process::Signal;
 use serde_json::Value;
 use support::{Proc, buslock, eventually, run};
@@ -277,7 +278,7 @@ fn queue(dir: &Path, args: &[&str]) -> Proc {
 fn doctor_and_list_report_a_corrupt_file_and_a_symlink() {
     let dir = tempfile::tempdir().unwrap();
     use_lock(dir.path(), "SPI");
-    std::fs::write(dir.path().join("BROKEN.lock"), vec![0xAB; 8192]).unwrap();
+    std::fs::write(dir.path().join("BROKEN.lock"), vec![0xAB; FILE_SIZE]).unwrap();
     std::fs::write(dir.path().join("SHORT.lock"), b"not a lock").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("LINK.lock")).unwrap();
 
@@ -293,7 +294,11 @@ fn doctor_and_list_report_a_corrupt_file_and_a_symlink() {
             .to_owned()
     };
     assert!(line("BROKEN.lock").starts_with("error"), "{}", out.stdout);
-    assert!(line("SHORT.lock").contains("8192"), "{}", out.stdout);
+    assert!(
+        line("SHORT.lock").contains(&FILE_SIZE.to_string()),
+        "{}",
+        out.stdout
+    );
     let link = line("LINK.lock");
     assert!(
         link.starts_with("error") && link.contains("symbolic link"),
@@ -323,7 +328,7 @@ fn doctor_and_list_report_a_corrupt_file_and_a_symlink() {
     // Nothing was changed or created by looking.
     assert_eq!(
         std::fs::read(dir.path().join("BROKEN.lock")).unwrap(),
-        vec![0xAB; 8192]
+        vec![0xAB; FILE_SIZE]
     );
 }
 

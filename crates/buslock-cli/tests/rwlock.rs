@@ -122,3 +122,142 @@ fn a_mutex_name_is_not_read_and_a_rwlock_name_is_not_held() {
         out.stderr
     );
 }
+
+#[test]
+fn watch_shows_reads_writes_and_a_killed_reader_of_a_rwlock() {
+    let dir = tempfile::tempdir().unwrap();
+    // A label with a control character: printed escaped.
+    let rw = buslock::RwLock::builder("table")
+        .dir(dir.path())
+        .label("lib\u{1b}[31m")
+        .open()
+        .unwrap();
+    let watch = |json: bool| {
+        let mut c = buslock(dir.path());
+        if json {
+            // Its first summary says it has read the ring's head.
+            c.args(["watch", "table", "--interval", "20ms", "--json"]);
+        } else {
+            c.args(["watch", "table", "--interval", "0"]);
+        }
+        let mut w = Proc::spawn(c);
+        w.expect_line(|l| l.contains(if json { "\"summary\"" } else { "PROGRAM" }));
+        w
+    };
+    let mut json = watch(true);
+    let mut text = watch(false);
+    drop(rw.read().unwrap());
+    drop(rw.write().unwrap());
+    let r = reader(dir.path(), "table");
+    let pid = r.pid();
+    r.signal(Signal::KILL);
+    let _ = r.finish();
+    drop(
+        rw.write_timeout(std::time::Duration::from_secs(60))
+            .unwrap()
+            .expect("write after the reader died"),
+    );
+
+    let line = |w: &mut Proc, what: &str| {
+        let l = w.expect_line(|l| l.contains(what));
+        serde_json::from_str::<serde_json::Value>(&l).unwrap()
+    };
+    let v = line(&mut json, "\"release\"");
+    assert_eq!(v["kind"], "read", "{v}");
+    assert_eq!(v["program"], "lib\u{1b}[31m", "{v}");
+    let v = line(&mut json, "\"release\"");
+    assert_eq!(v["kind"], "write", "{v}");
+    let v = line(&mut json, "\"death\"");
+    assert_eq!(
+        (v["kind"].as_str(), v["pid"].as_u64()),
+        (Some("read"), Some(u64::from(pid))),
+        "{v}"
+    );
+    let v = line(&mut json, "\"release\"");
+    assert_eq!(v["kind"], "write", "{v}");
+
+    let l = text.expect_line(|l| l.contains(" read "));
+    assert!(
+        l.contains("lib\\e[31m") && !l.contains('\u{1b}'),
+        "escaped: {l:?}"
+    );
+    text.expect_line(|l| l.contains(" write "));
+    let l = text.expect_line(|l| l.contains("died"));
+    assert!(
+        l.contains(&pid.to_string()) && l.contains("reader died"),
+        "{l}"
+    );
+    for w in [json, text] {
+        w.signal(Signal::INT);
+        assert_eq!(w.finish().code(), 0);
+    }
+}
+
+#[test]
+fn stats_json_shows_the_read_side_of_a_rwlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        buslock::RwLock::builder("table")
+            .dir(dir.path())
+            .open()
+            .unwrap()
+    };
+    let rw = open();
+    drop(rw.read().unwrap());
+    // A read that waits for a writer, and one that gives up.
+    let w = rw.write().unwrap();
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| drop(open().read().unwrap()));
+        eventually("the reader queued", || {
+            (rw.readers_waiting().len() == 1).then_some(())
+        });
+        let gave_up = s
+            .spawn(|| {
+                open()
+                    .read_timeout(std::time::Duration::from_millis(1))
+                    .unwrap()
+                    .is_none()
+            })
+            .join()
+            .unwrap();
+        assert!(gave_up);
+        drop(w);
+        waiting.join().unwrap();
+    });
+    // A reader (the command) killed while it reads, freed by a writer.
+    let r = reader(dir.path(), "table");
+    r.signal(Signal::KILL);
+    let _ = r.finish();
+    drop(
+        rw.write_timeout(std::time::Duration::from_secs(60))
+            .unwrap()
+            .expect("write after the reader died"),
+    );
+
+    let mut c = buslock(dir.path());
+    c.args(["stats", "table", "--json"]);
+    let out = run(c);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let v = out.json();
+    let reads = &v["reads"];
+    assert_eq!(reads["acquisitions"], 3, "{v}");
+    assert_eq!(reads["contended"], 1, "{v}");
+    assert_eq!(reads["timeouts"], 1, "{v}");
+    assert_eq!(reads["reader_deaths"], 1, "{v}");
+    assert_eq!(reads["writer_deaths"], 0, "{v}");
+    assert!(reads["total_wait_ns"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["stats"]["acquisitions"], 2, "the writes: {v}");
+
+    // A mutex's document is unchanged: no "reads".
+    drop(
+        buslock::Mutex::builder("SPI")
+            .dir(dir.path())
+            .open()
+            .unwrap(),
+    );
+    let mut c = buslock(dir.path());
+    c.args(["stats", "SPI", "--json"]);
+    let v = run(c).json();
+    assert!(v.get("reads").is_none(), "{v}");
+    assert!(v.get("stats").is_some(), "{v}");
+}

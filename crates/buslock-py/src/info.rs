@@ -124,6 +124,10 @@ impl From<buslock::Waiter> for PyWaiter {
     }
 }
 
+fn py_bool(b: bool) -> &'static str {
+    if b { "True" } else { "False" }
+}
+
 /// One completed hold of a lock, from its ring of recent events.
 #[pyclass(name = "Event", module = "buslock", frozen, get_all)]
 pub(crate) struct PyEvent {
@@ -143,6 +147,12 @@ pub(crate) struct PyEvent {
     held: f64,
     /// Whether the holder took over from a holder that died.
     previous_owner_died: bool,
+    /// A read (shared) hold of a readers-writer lock; False for a write
+    /// or a mutex hold.
+    read: bool,
+    /// Not a completed hold: the holder of a readers-writer lock was found
+    /// dead holding it (`held` runs until then).
+    died: bool,
 }
 
 #[pymethods]
@@ -150,18 +160,16 @@ impl PyEvent {
     fn __repr__(&self) -> String {
         format!(
             "Event(seq={}, pid={}, tid={}, program={:?}, waited={:.6}, held={:.6}, \
-             previous_owner_died={})",
+             previous_owner_died={}, read={}, died={})",
             self.seq,
             self.pid,
             self.tid,
             self.program,
             self.waited,
             self.held,
-            if self.previous_owner_died {
-                "True"
-            } else {
-                "False"
-            }
+            py_bool(self.previous_owner_died),
+            py_bool(self.read),
+            py_bool(self.died),
         )
     }
 }
@@ -177,6 +185,8 @@ impl From<buslock::Event> for PyEvent {
             waited: seconds(e.waited),
             held: seconds(e.held),
             previous_owner_died: e.previous_owner_died,
+            read: e.read,
+            died: e.died,
         }
     }
 }

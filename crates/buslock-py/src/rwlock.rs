@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::to_py;
-use crate::info::{PyOwner, PyWaiter};
+use crate::info::{PyEvent, PyOwner, PyWaiter};
 use crate::mutex::Truthy;
 use crate::time;
 
@@ -318,6 +318,19 @@ impl PyRwLock {
                 state: r.state.as_str().to_owned(),
             })
             .collect()
+    }
+
+    /// Reads, writes and holders found dead numbered `start` and later
+    /// still in the ring, and the number to pass next time (`Event.read`
+    /// tells the kind, `Event.died` a holder found dead).
+    fn events_since(&self, start: u64) -> (Vec<PyEvent>, u64) {
+        let (events, next) = self.inner.events_since(start);
+        (events.into_iter().map(PyEvent::from).collect(), next)
+    }
+
+    /// Number of events recorded in the ring so far.
+    fn event_head(&self) -> u64 {
+        self.inner.event_head()
     }
 
     /// Threads waiting to write, longest first.

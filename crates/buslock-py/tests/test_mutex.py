@@ -244,7 +244,7 @@ def test_corrupt_lock_file(lock_dir):
         buslock.Mutex("BAD", lock_dir)
     assert info.value.is_corrupt()
     assert "BAD.lock" in str(info.value)
-    (lock_dir / "BAD2.lock").write_bytes(b"\xff" * 8192)
+    (lock_dir / "BAD2.lock").write_bytes(b"\xff" * 12288)
     with pytest.raises(buslock.CorruptLockFile, match="BAD2.lock"):
         buslock.Mutex("BAD2", lock_dir)
 

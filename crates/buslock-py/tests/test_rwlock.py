@@ -100,6 +100,31 @@ def test_a_sigkilled_writer_is_told_to_the_next_reader(lock_dir, rw_children):
     assert rw.stats()["writer_deaths"] == 1
 
 
+def test_events_show_reads_writes_and_a_killed_writer(lock_dir, rw_children):
+    rw = buslock.RwLock("table", lock_dir)
+    start = rw.event_head()
+    with rw.read():
+        pass
+    with rw.write():
+        pass
+    writer = rw_children("hold", "table", "write")
+    _, pid, _ = writer.expect("held").split()
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.proc.wait(WAIT_SECONDS)
+    with rw.read():
+        assert rw.previous_owner_died is True
+    events, nxt = rw.events_since(start)
+    assert nxt == start + 4 == rw.event_head()
+    got = [(e.pid, e.read, e.died, e.previous_owner_died) for e in events]
+    me = os.getpid()
+    assert got == [
+        (me, True, False, False),
+        (me, False, False, False),
+        (int(pid), False, True, False),
+        (me, True, False, True),
+    ], events
+
+
 def test_sigint_while_waiting_to_read_raises_keyboardinterrupt(lock_dir, rw_children):
     rw = buslock.RwLock("table", lock_dir)
     rw.acquire_write()

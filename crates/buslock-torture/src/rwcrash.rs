@@ -19,10 +19,13 @@
 //! - 0 violations;
 //! - 0 stuck: the lock made progress in every stall window, and the final
 //!   write got in;
-//! - every writer death told exactly once: the lock's writer-death count
-//!   equals the deaths found by inspection, less those merged (a death
-//!   whose report went to a victim killed before it counted it: one report
-//!   then covers both, as in the mutex's crash torture);
+//! - every writer death told and counted exactly once: the lock's
+//!   writer-death count equals the deaths found by inspection. A writer
+//!   death is a victim that held the word with its writer record written
+//!   (in the middle of its work); any other victim holding the word (a
+//!   writer waiting for readers to leave, a reader being admitted) changed
+//!   nothing and is not told; a notice a victim was given but had not
+//!   passed on goes to the next holder, not counted again;
 //! - every reader death freed and counted once: no reader left, and the
 //!   reader-death count equals the inspections' count.
 
@@ -147,14 +150,9 @@ pub fn worker(a: &Args) -> Result<(), String> {
 /// What the inspections of stopped victims found.
 #[derive(Default)]
 struct Deaths {
-    /// Victims that held the writers' word as writers (or as readers not
-    /// yet marked as being admitted): the next holder must be told.
+    /// Victims that held the writers' word with their writer record
+    /// written: the next holder must be told.
     writers: u64,
-    /// Writer deaths whose report went to a victim that was killed before
-    /// it counted it (it held the word, the report not yet counted); its own
-    /// death is reported instead, so two deaths make one report, as in the
-    /// mutex's crash torture.
-    merged: u64,
     /// Victims that held a reader slot, or held the word while being
     /// admitted as readers: their share must be freed and counted.
     readers: u64,
@@ -204,19 +202,11 @@ fn stop_inspect_kill(
             Err(e) => return Err(format!("waitpid {raw}: {e}")),
         }
     }
-    let (word, admitting, _) = rw.raw_state();
+    let (word, admitting, _, writing) = rw.raw_state();
     let holds_word = word & FUTEX_TID_MASK == raw;
     let reads = rw.readers().iter().any(|r| r.pid == raw);
-    if holds_word {
-        // Nobody else can count a report while the victim holds the word.
-        let told = rw.stats().writer_deaths;
-        let pending = d.writers.saturating_sub(d.merged + told);
-        d.merged += pending;
-    }
-    // `admitting` naming another (dead) reader: the victim took the word
-    // from that reader and had not yet looked at it; the next holder
-    // counts that reader's death and tells nobody (the victim did nothing).
-    if holds_word && admitting == 0 {
+    // Workers are single-threaded: their tid is their pid.
+    if holds_word && writing == raw {
         d.writers += 1;
     }
     if reads || (holds_word && admitting == raw) {
@@ -299,9 +289,8 @@ pub fn run(c: &Config) -> crate::Outcome {
     println!("violations: {n_violations}");
     println!("stuck: {}", stuck + u64::from(!got_in));
     println!(
-        "writer deaths: {} found, {} told, {} merged (the report's receiver killed before it \
-         counted it)",
-        deaths.writers, s.writer_deaths, deaths.merged
+        "writer deaths: {} found, {} told",
+        deaths.writers, s.writer_deaths
     );
     println!(
         "reader deaths: {} found, {} freed, {} readers left",
@@ -313,7 +302,7 @@ pub fn run(c: &Config) -> crate::Outcome {
     Ok(n_violations == 0
         && stuck == 0
         && got_in
-        && deaths.writers == s.writer_deaths + deaths.merged
+        && deaths.writers == s.writer_deaths
         && deaths.readers == s.reader_deaths
         && left == 0)
 }

@@ -5,13 +5,23 @@
 //! while being written and the event number + 1 once complete, so a reader
 //! can tell a complete event from one being overwritten without taking the
 //! lock.
+//!
+//! A mutex's ring has one writer at a time (the holder), which publishes
+//! the head after the event ([`push`]). A readers-writer lock's ring has
+//! many (readers release at the same time): each claims its event's number
+//! by an atomic add on the head, then writes the slot ([`push_shared`]), so
+//! the head can run ahead of complete events. A reader of the ring stops at
+//! the first event still being written and takes it up next time, unless
+//! [`EVENT_SLOTS`]` / 2` later events were claimed since (its writer died
+//! in the middle, or is very slow): then it is skipped, and shows as lost.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::identity::Me;
 use crate::raw::layout::{
-    EVENT_SLOTS, EventRing, FLAG_OWNER_DIED, ident, split_ident, text_string,
+    EVENT_SLOTS, EventRing, FLAG_DIED, FLAG_OWNER_DIED, FLAG_READ, TEXT_BYTES, ident, split_ident,
+    text_string,
 };
 use crate::seqlock::SeqCell;
 
@@ -34,6 +44,14 @@ pub struct Event {
     pub held: Duration,
     /// The holder took over from a holder that died.
     pub previous_owner_died: bool,
+    /// A read (shared) hold of a readers-writer lock; `false` for a write
+    /// or a mutex hold.
+    pub read: bool,
+    /// Not a completed hold: this holder was found dead holding the lock
+    /// (a reader whose share was freed, or a writer whose death the next
+    /// holder was told of; a mutex's ring has no such events), and
+    /// [`Event::held`] runs until it was found.
+    pub died: bool,
 }
 
 /// What one acquisition contributed to its event.
@@ -43,6 +61,31 @@ pub(crate) struct HoldRecord {
     pub waited_ns: u64,
     pub held_ns: u64,
     pub owner_died: bool,
+}
+
+/// Flags of a readers-writer lock's event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RwEvent {
+    /// A read hold (else a write hold).
+    pub read: bool,
+    /// A holder found dead, not a release.
+    pub died: bool,
+}
+
+/// Who an event is about: `pid << 32 | tid` and program.
+pub(crate) struct Who<'a> {
+    pub ident: u64,
+    pub program: &'a [u8; TEXT_BYTES],
+}
+
+impl<'a> From<&'a Me> for Who<'a> {
+    #[inline]
+    fn from(me: &'a Me) -> Self {
+        Who {
+            ident: ident(me.pid, me.tid),
+            program: me.program,
+        }
+    }
 }
 
 /// Append an event. Called under the lock.
@@ -69,6 +112,35 @@ pub(crate) fn push(ring: &EventRing, me: &Me, hold: &HoldRecord) {
     ring.head.store(n + 1, Ordering::Release);
 }
 
+/// Append an event to a ring with many writers (a readers-writer lock's):
+/// claim the next number, then fill its slot. Not under any lock.
+#[inline]
+pub(crate) fn push_shared(ring: &EventRing, who: &Who<'_>, hold: &HoldRecord, kind: RwEvent) {
+    let n = ring.head.fetch_add(1, Ordering::Relaxed);
+    let slot = &ring.slots[(n % EVENT_SLOTS as u64) as usize];
+    let mut flags = 0;
+    if hold.owner_died {
+        flags |= FLAG_OWNER_DIED;
+    }
+    if kind.read {
+        flags |= FLAG_READ;
+    }
+    if kind.died {
+        flags |= FLAG_DIED;
+    }
+    // The number is this writer's alone (claimed above); a writer of the
+    // same slot EVENT_SLOTS events later is told apart by its number.
+    slot.write(u64::MAX, n + 1, |slot| {
+        slot.ident.store(who.ident, Ordering::Relaxed);
+        slot.acquired_mono_ns
+            .store(hold.acquired_mono_ns, Ordering::Relaxed);
+        slot.waited_ns.store(hold.waited_ns, Ordering::Relaxed);
+        slot.held_ns.store(hold.held_ns, Ordering::Relaxed);
+        slot.flags.store(u64::from(flags), Ordering::Relaxed);
+        slot.program.store(who.program);
+    });
+}
+
 /// Number of events ever written.
 pub(crate) fn head(ring: &EventRing) -> u64 {
     ring.head.load(Ordering::Acquire)
@@ -76,14 +148,25 @@ pub(crate) fn head(ring: &EventRing) -> u64 {
 
 /// Events numbered `from..head`, as far as they are still in the ring, and
 /// the number to ask from next time. Events overwritten before they could
-/// be read are skipped (the gap shows in their numbers).
+/// be read are skipped (the gap shows in their numbers); an event still
+/// being written ends the list, and is asked for again next time (see the
+/// module docs).
 pub(crate) fn read_from(ring: &EventRing, from: u64) -> (Vec<Event>, u64) {
     let head = head(ring);
     let start = from.max(head.saturating_sub(EVENT_SLOTS as u64));
     let mut out = Vec::new();
     for n in start..head {
         let slot = &ring.slots[(n % EVENT_SLOTS as u64) as usize];
-        // Skip a slot being written, or already holding a later event.
+        let s1 = slot.seq.load(Ordering::Acquire);
+        if s1 != n + 1 {
+            if (s1 > n + 1 && s1 != u64::MAX) || head - n > EVENT_SLOTS as u64 / 2 {
+                // Overwritten already, or abandoned by its writer.
+                continue;
+            }
+            // Still being written: take it up next time.
+            return (out, n);
+        }
+        // Skip a slot that a later event began to overwrite meanwhile.
         let Some((_, (ident, acquired, waited, held, flags, program))) = slot.try_read(
             |seq| seq == n + 1,
             |slot| {
@@ -109,6 +192,8 @@ pub(crate) fn read_from(ring: &EventRing, from: u64) -> (Vec<Event>, u64) {
             waited: Duration::from_nanos(waited),
             held: Duration::from_nanos(held),
             previous_owner_died: flags & u64::from(FLAG_OWNER_DIED) != 0,
+            read: flags & u64::from(FLAG_READ) != 0,
+            died: flags & u64::from(FLAG_DIED) != 0,
         });
     }
     (out, head.max(from))

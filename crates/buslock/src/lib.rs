@@ -34,12 +34,12 @@
 //! 2. **lockfile** (`src/lockfile/`, doc-hidden but for [`LockDir`],
 //!    [`DirSource`], [`OpenMode`], [`LockName`] and [`validate_name`]): where lock files
 //!    live, names, race-free creation, mapping and validation of a lock
-//!    file.
+//!    file, and the lock-file handle every primitive keeps: its file and
+//!    those that replaced it at the path, generic over the page layout.
 //! 3. **primitives** (`src/mutex/`, `src/rwlock/` and the modules beside
 //!    them): [`Mutex`], its [`MutexGuard`] and [`Builder`]; [`RwLock`], a
 //!    readers-writer lock on the same lock word with a readers table
-//!    beside it; following a replaced lock file,
-//!    the owner record, statistics, waiters table and event ring kept in
+//!    beside it; the owner record, statistics, waiters table and event ring kept in
 //!    the page, read-only inspection ([`LockView`],
 //!    [`Owner`], [`Stats`], [`Waiter`], [`Event`]), lock-order checking
 //!    ([`lockdep`]), companions for programs not yet migrated ([`legacy`]),

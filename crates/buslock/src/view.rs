@@ -147,23 +147,18 @@ impl LockView {
 
     /// Completed holds numbered `from` and later still in the ring of the
     /// file in view, and the number to pass next time (see
-    /// [`crate::Mutex::events_since`]). Does not follow a replaced file:
-    /// call [`LockView::follow`] first. A readers-writer lock keeps no
-    /// events (yet): none.
+    /// [`crate::Mutex::events_since`]; for a readers-writer lock, reads,
+    /// writes and deaths found: [`crate::RwLock::events_since`]). Does not
+    /// follow a replaced file: call [`LockView::follow`] first.
     pub fn events_since(&self, from: u64) -> (Vec<Event>, u64) {
-        if self.is_rwlock() {
-            return (Vec::new(), from);
-        }
-        events::read_from(&self.file.borrow().map.page().events, from)
+        let file = self.file.borrow();
+        events::read_from(ring_of(&file), from)
     }
 
-    /// Number of holds recorded in the ring of the file in view (0 for a
-    /// readers-writer lock).
+    /// Number of events recorded in the ring of the file in view.
     pub fn event_head(&self) -> u64 {
-        if self.is_rwlock() {
-            return 0;
-        }
-        events::head(&self.file.borrow().map.page().events)
+        let file = self.file.borrow();
+        events::head(ring_of(&file))
     }
 
     /// What the lock is: `"mutex"` or `"rwlock"` (a readers-writer lock,
@@ -204,6 +199,15 @@ impl LockView {
     /// The directory the lock lives in.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// The event ring of `file`, where its kind keeps it.
+fn ring_of(file: &LockFile) -> &crate::raw::layout::EventRing {
+    if file.kind() == crate::raw::layout::KIND_RWLOCK {
+        &file.map.rw_page().events
+    } else {
+        &file.map.page().events
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use buslock::{Error, Mutex};
 
-const FILE_SIZE: usize = 8192;
+use buslock::raw::layout::FILE_SIZE;
 
 fn open(dir: &Path, name: &str) -> Result<Mutex, Error> {
     Mutex::builder(name).dir(dir).open()
@@ -121,6 +121,27 @@ fn directory_or_fifo_at_the_lock_path() {
 fn truncated_file_is_refused() {
     let (_dir, err) = corrupted(|f| f.set_len(100).unwrap());
     assert!(matches!(err, Error::BadSize { size: 100, .. }), "{err}");
+}
+
+/// A lock file of layout version 3 (8192 bytes, before the
+/// readers-writer lock's event ring) left by a program built with an
+/// older buslock: its size differs, but the error says what is wrong
+/// (the versions), not that the file is truncated.
+#[test]
+fn a_file_of_an_older_layout_and_size_is_a_version_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = vec![0u8; 8192];
+    old[..8].copy_from_slice(b"BUSLOCK\0");
+    old[8..12].copy_from_slice(&3u32.to_le_bytes());
+    old[12..16].copy_from_slice(&2u32.to_le_bytes()); // ready
+    std::fs::write(dir.path().join("SPI.lock"), &old).unwrap();
+    let err = open(dir.path(), "SPI").unwrap_err();
+    assert!(matches!(err, Error::Version { found: 3, .. }), "{err}");
+    let d = buslock::LockDir::resolve(Some(dir.path())).unwrap();
+    let err = buslock::LockView::open(&d, "SPI").unwrap_err();
+    assert!(matches!(err, Error::Version { found: 3, .. }), "{err}");
+    // Nothing was changed by looking.
+    assert_eq!(std::fs::read(dir.path().join("SPI.lock")).unwrap(), old);
 }
 
 #[test]

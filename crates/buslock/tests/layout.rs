@@ -20,10 +20,10 @@ const OWNER: usize = 192;
 #[test]
 fn struct_offsets_are_the_same_on_every_target() {
     assert_eq!(
-        LAYOUT_VERSION, 3,
+        LAYOUT_VERSION, 4,
         "layout version changed: update this table"
     );
-    assert_eq!(FILE_SIZE, 8192);
+    assert_eq!(FILE_SIZE, 12288);
     let header = [
         ("magic", offset_of!(Header, magic), 0),
         ("version", offset_of!(Header, version), 8),
@@ -72,7 +72,8 @@ fn struct_offsets_are_the_same_on_every_target() {
         ("rw block", offset_of!(RwPage, rw), 2944),
         ("size_of RwBlock", size_of::<RwBlock>(), 64),
         ("rw readers", offset_of!(RwPage, readers), 3008),
-        ("size_of RwPage", size_of::<RwPage>(), 7104),
+        ("rw events", offset_of!(RwPage, events), 7104),
+        ("size_of RwPage", size_of::<RwPage>(), 12288),
     ];
     let owner = [
         ("seq", offset_of!(OwnerRecord, seq), 0),

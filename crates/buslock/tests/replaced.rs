@@ -1,16 +1,25 @@
 //! A lock file unlinked or replaced while in use: every user moves to the
-//! file now at the path instead of silently splitting into two locks.
+//! file now at the path instead of silently splitting into two locks. For
+//! mutexes and readers-writer locks alike (one lock-file handle follows
+//! for both).
 
 mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use buslock::Mutex;
+use buslock::{Mutex, RwLock};
 use common::{Helper, run_helper_if_requested, wait_until};
 
 fn open(dir: &Path) -> Mutex {
     Mutex::builder("SPI").dir(dir).open().expect("open lock")
+}
+
+fn open_rw(dir: &Path) -> RwLock {
+    RwLock::builder("TABLE")
+        .dir(dir)
+        .open()
+        .expect("open rwlock")
 }
 
 fn roles(role: &str) -> i32 {
@@ -29,6 +38,23 @@ fn roles(role: &str) -> i32 {
                 std::thread::sleep(Duration::from_millis(2));
                 drop(g);
                 std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        // Write and read in turns, in a loop.
+        "rw-user" => {
+            let rw = open_rw(&dir);
+            let mut first = true;
+            loop {
+                let w = rw.write().expect("write");
+                if first {
+                    println!("@held");
+                    first = false;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                drop(w);
+                let r = rw.read().expect("read");
+                std::thread::sleep(Duration::from_millis(2));
+                drop(r);
             }
         }
         other => panic!("unknown role {other}"),
@@ -129,4 +155,114 @@ fn a_symlink_planted_at_a_replaced_path_is_an_error_not_followed() {
     let err = m.lock_timeout(Duration::from_secs(5)).unwrap_err();
     assert!(matches!(err, buslock::Error::Symlink { .. }), "{err}");
     assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+}
+
+#[test]
+fn an_unlinked_rwlock_file_is_recreated_and_every_user_moves_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_handle = open_rw(dir.path());
+    let mut user = Helper::spawn("rw-user", dir.path(), &[]);
+    user.expect("held");
+
+    std::fs::remove_file(dir.path().join("TABLE.lock")).unwrap();
+    let fresh = open_rw(dir.path()); // creates a new file at the path
+    // The other process notices within its check interval and moves: it
+    // writes and reads the new file.
+    wait_until("the other process to write the new lock file", || {
+        fresh.writer().unwrap().is_some_and(|w| w.pid == user.pid())
+    });
+    wait_until("the other process to read the new lock file", || {
+        fresh.readers().iter().any(|r| r.pid == user.pid())
+    });
+
+    // This process's old handle moves too, at its next acquisition: the
+    // old file was retired by whoever noticed first.
+    let w = old_handle.write().unwrap();
+    let me = fresh.writer().unwrap().expect("written on the new file");
+    assert_eq!(me.pid, std::process::id());
+    drop(w);
+    let r = old_handle.read().unwrap();
+    assert!(fresh.readers().iter().any(|r| r.pid == std::process::id()));
+    drop(r);
+    user.kill();
+}
+
+#[test]
+fn a_reader_and_a_writer_move_to_the_new_rwlock_file_before_they_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_a = open_rw(dir.path());
+    let old_b = open_rw(dir.path());
+    let old_c = open_rw(dir.path());
+    let g_old = old_a.write().unwrap(); // written on the old file
+    std::fs::remove_file(dir.path().join("TABLE.lock")).unwrap();
+    let fresh = open_rw(dir.path());
+    let g_new = fresh.write().unwrap(); // written on the new file
+    // The old handles check the path at their first wait after this long.
+    std::thread::sleep(buslock::CHECK_INTERVAL + Duration::from_millis(10));
+
+    // Waiters on the old handles must wait for the writer of the new file
+    // (the old file's word is held too, so look where they are listed).
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| drop(old_b.read_timeout(common::WATCHDOG).unwrap().expect("read")));
+        let writer = s.spawn(|| {
+            drop(
+                old_c
+                    .write_timeout(common::WATCHDOG)
+                    .unwrap()
+                    .expect("write"),
+            )
+        });
+        wait_until("the waiters to queue on the new file", || {
+            fresh.readers_waiting().len() == 1 && fresh.writers_waiting().len() == 1
+        });
+        drop(g_new);
+        reader.join().unwrap();
+        writer.join().unwrap();
+    });
+    drop(g_old);
+    let stats = fresh.stats();
+    assert_eq!(
+        (stats.reads, stats.writes.acquisitions),
+        (1, 2),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn rwlock_inspection_follows_a_replaced_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = open_rw(dir.path());
+    drop(old.read().unwrap());
+    // Another valid lock file moved over the path (a careless `mv`).
+    drop(RwLock::builder("OTHER").dir(dir.path()).open().unwrap());
+    std::fs::rename(dir.path().join("OTHER.lock"), dir.path().join("TABLE.lock")).unwrap();
+    let fresh = open_rw(dir.path());
+    let r = fresh.read().unwrap();
+    // Without taking anything, the old handle reports the new file.
+    assert_eq!(old.readers().len(), 1);
+    assert_eq!(old.stats().reads, 1, "the new file's count");
+    assert!(!old.follow().unwrap(), "already moved");
+    drop(r);
+}
+
+#[test]
+fn a_mutex_file_moved_over_a_rwlock_path_is_refused_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let rw = open_rw(dir.path());
+    drop(open(dir.path()));
+    std::fs::rename(dir.path().join("SPI.lock"), dir.path().join("TABLE.lock")).unwrap();
+    let err = rw.follow().unwrap_err();
+    assert!(matches!(err, buslock::Error::WrongKind { .. }), "{err}");
+    // Acquisition reports it too: the first release after the check
+    // interval looks at the path, the acquisitions after it say what it
+    // found (and never take the mutex's word as a readers-writer lock's).
+    std::thread::sleep(buslock::CHECK_INTERVAL + Duration::from_millis(10));
+    drop(rw.write().unwrap());
+    let err = rw.read().unwrap_err();
+    assert!(matches!(err, buslock::Error::WrongKind { .. }), "{err}");
+    // As for a mutex, the next look is one check interval later.
+    std::thread::sleep(buslock::CHECK_INTERVAL + Duration::from_millis(10));
+    drop(rw.read().unwrap());
+    let err = rw.write().unwrap_err();
+    assert!(matches!(err, buslock::Error::WrongKind { .. }), "{err}");
 }

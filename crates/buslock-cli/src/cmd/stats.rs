@@ -18,7 +18,43 @@ use crate::signals::Signals;
 struct StatsDoc {
     name: String,
     reset: bool,
+    /// For a readers-writer lock, its writes.
     stats: StatsJson,
+    /// A readers-writer lock's read side (absent for a mutex, whose JSON
+    /// stays as it was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reads: Option<ReadsJson>,
+}
+
+/// The read side of a readers-writer lock's statistics.
+#[derive(Serialize)]
+struct ReadsJson {
+    /// Read acquisitions.
+    acquisitions: u64,
+    /// Read acquisitions that waited.
+    contended: u64,
+    /// Sum of read waits.
+    total_wait_ns: u64,
+    /// Read waits that gave up at their timeout.
+    timeouts: u64,
+    /// Readers found dead holding it (their shares freed).
+    reader_deaths: u64,
+    /// Writers that died holding it, as told to the next holder (the
+    /// same number as `stats.owner_died`).
+    writer_deaths: u64,
+}
+
+impl From<&buslock::RwStats> for ReadsJson {
+    fn from(r: &buslock::RwStats) -> Self {
+        ReadsJson {
+            acquisitions: r.reads,
+            contended: r.reads_contended,
+            total_wait_ns: crate::model::ns_of(r.read_wait),
+            timeouts: r.read_timeouts,
+            reader_deaths: r.reader_deaths,
+            writer_deaths: r.writer_deaths,
+        }
+    }
 }
 
 /// Print the statistics; with `--reset`, take the lock, read them, zero
@@ -38,17 +74,14 @@ pub fn run(dir: Option<&Path>, args: &StatsArgs) -> Result<ExitCode, CliError> {
     } else {
         super::open_existing(dir, &name)?.stats()?
     };
-    let reads = if args.json {
-        None
-    } else {
-        super::open_existing(dir, &name)?.rw_stats()?
-    };
+    let reads = super::open_existing(dir, &name)?.rw_stats()?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let doc = StatsDoc {
             name: args.name.clone(),
             reset: args.reset,
             stats: StatsJson::from(&stats),
+            reads: reads.as_ref().map(ReadsJson::from),
         };
         print_json(&mut out, &doc)?;
     } else {

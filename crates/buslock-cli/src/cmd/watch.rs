@@ -4,6 +4,12 @@
 //! wait and hold time, unless more than 64 finish between two polls: the
 //! gap is reported). Acquisitions are seen by polling the owner record, so
 //! a hold shorter than the poll period may show only its release.
+//!
+//! For a readers-writer lock the ring holds reads and writes (each release
+//! says which: `kind` in JSON, the EVENT column in text) and the holders
+//! found dead: a reader whose share was freed, a writer whose death the
+//! next holder was told of (`death` lines). The acquisitions polled are
+//! the writer's.
 
 use std::io::Write;
 use std::path::Path;
@@ -44,6 +50,22 @@ enum Line<'a> {
         waited_ns: u64,
         held_ns: u64,
         previous_owner_died: bool,
+        /// `"read"` or `"write"` for a readers-writer lock; absent for a
+        /// mutex.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kind: Option<&'static str>,
+    },
+    /// A holder of a readers-writer lock found dead holding it (from the
+    /// event ring).
+    Death {
+        time: f64,
+        seq: u64,
+        pid: u32,
+        tid: u32,
+        program: &'a str,
+        kind: &'static str,
+        acquired: f64,
+        held_ns: u64,
     },
     Died {
         time: f64,
@@ -156,11 +178,12 @@ impl Printer {
                 waited_ns,
                 held_ns,
                 previous_owner_died,
+                kind,
                 ..
             } => format!(
                 "{}  {}  {pid:>7}  {:<16}  {:>8}  {:>8}{}",
                 t(time),
-                s.good("release"),
+                s.good(&format!("{:<7}", kind.unwrap_or("release"))),
                 escape(program),
                 render::duration(Duration::from_nanos(waited_ns)),
                 render::duration(Duration::from_nanos(held_ns)),
@@ -169,6 +192,26 @@ impl Printer {
                 } else {
                     String::new()
                 }
+            ),
+            Line::Death {
+                time,
+                pid,
+                program,
+                kind,
+                held_ns,
+                ..
+            } => format!(
+                "{}  {}  {pid:>7}  {:<16}  {:>8}  {:>8}  {}",
+                t(time),
+                s.bad("died   "),
+                escape(program),
+                "",
+                render::duration(Duration::from_nanos(held_ns)),
+                s.bad(if kind == "read" {
+                    "a reader died holding it; its share was freed"
+                } else {
+                    "a writer died holding it; the next holder was told"
+                })
             ),
             Line::Died {
                 time,
@@ -237,6 +280,7 @@ fn owner_key(o: &Owner) -> (u32, u32, SystemTime) {
 /// Trace the lock until Ctrl-C, `--count` holds or `--for`.
 pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
     let m = super::open_existing(dir, &LockName::new(&args.name)?)?;
+    let rw = m.kind() == "rwlock";
     let sig = Signals::install()?;
     let mut p = Printer {
         json: args.json,
@@ -292,6 +336,20 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
                 })?;
             }
             expected = e.seq + 1;
+            let kind = if e.read { "read" } else { "write" };
+            if e.died {
+                p.line(&Line::Death {
+                    time: render::unix_seconds(e.acquired + e.held),
+                    seq: e.seq,
+                    pid: e.pid,
+                    tid: e.tid,
+                    program: &e.program,
+                    kind,
+                    acquired: render::unix_seconds(e.acquired),
+                    held_ns: ns_of(e.held),
+                })?;
+                continue;
+            }
             window.add(e);
             p.line(&Line::Release {
                 time: render::unix_seconds(e.acquired + e.held),
@@ -303,6 +361,7 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
                 waited_ns: ns_of(e.waited),
                 held_ns: ns_of(e.held),
                 previous_owner_died: e.previous_owner_died,
+                kind: rw.then_some(kind),
             })?;
             seen += 1;
             if args.count.is_some_and(|n| seen >= n) {

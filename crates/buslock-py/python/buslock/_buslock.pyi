@@ -80,6 +80,8 @@ class Event:
     waited: float
     held: float
     previous_owner_died: bool
+    read: bool
+    died: bool
 
 @final
 class LongestHold:
@@ -245,6 +247,10 @@ class RwLock:
     def writer(self) -> Optional[Owner]: ...
     @property
     def readers(self) -> List[Reader]: ...
+    def events_since(self, start: int) -> Tuple[List[Event], int]:
+        """Reads, writes and holders found dead numbered `start` and
+        later still in the ring, and the number to pass next time."""
+    def event_head(self) -> int: ...
     def writers_waiting(self) -> List[Waiter]:
         """Threads waiting to write, longest first."""
     def readers_waiting(self) -> List[Waiter]:

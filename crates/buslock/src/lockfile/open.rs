@@ -59,6 +59,8 @@ pub struct LockFile {
     pub path: PathBuf,
     /// The shared mapping.
     pub map: Mapping,
+    /// Which file it is: (device, inode).
+    pub id: (u64, u64),
 }
 
 fn kind_of(ft: FileType) -> &'static str {
@@ -185,11 +187,20 @@ impl LockFile {
         };
         let map = prepare(&path, fd, mode, kind)?;
         validate(&path, &map, Some(kind))?;
-        Ok(LockFile { path, map })
+        LockFile::new(path, map)
     }
 }
 
 impl LockFile {
+    fn new(path: PathBuf, map: Mapping) -> Result<LockFile> {
+        let st = fstat(map.fd()).map_err(|e| open_errno(&path, "inspect", e))?;
+        Ok(LockFile {
+            path,
+            map,
+            id: (st.st_dev as u64, st.st_ino as u64),
+        })
+    }
+
     /// Open an existing lock file for reading only, with `O_RDONLY` and a
     /// read-only mapping: what a user who may read the file but not write
     /// it can do. The result must only be read (see
@@ -214,11 +225,7 @@ impl LockFile {
             return Err(empty_file(&path));
         }
         if size != FILE_SIZE as u64 {
-            return Err(Error::BadSize {
-                path,
-                size,
-                expected: FILE_SIZE as u64,
-            });
+            return Err(wrong_size(&path, &fd, size));
         }
         let map = Mapping::map_read_only(fd).map_err(|e| Error::Io {
             path: path.clone(),
@@ -235,7 +242,7 @@ impl LockFile {
             }
         }
         validate(&path, &map, None)?;
-        Ok(LockFile { path, map })
+        LockFile::new(path, map)
     }
 
     /// What the file holds (`layout::KIND_*`).
@@ -306,11 +313,7 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode, kind: u32) -> Result<Mappin
         return initialise(path, map, mode, ready, kind);
     }
     if size != 0 {
-        return Err(Error::BadSize {
-            path: path.to_path_buf(),
-            size,
-            expected: FILE_SIZE as u64,
-        });
+        return Err(wrong_size(path, &fd, size));
     }
     // Empty: being created right now, or its creator died before sizing it.
     wait_for_creation_flock(path, &fd)?;
@@ -327,11 +330,7 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode, kind: u32) -> Result<Mappin
             })
             .map_err(|e| open_errno(path, "allocate", e))?;
     } else if size != FILE_SIZE as u64 {
-        return Err(Error::BadSize {
-            path: path.to_path_buf(),
-            size,
-            expected: FILE_SIZE as u64,
-        });
+        return Err(wrong_size(path, &fd, size));
     }
     let map = Mapping::map(fd).map_err(|e| Error::Io {
         path: path.to_path_buf(),
@@ -339,6 +338,30 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode, kind: u32) -> Result<Mappin
         source: e,
     })?;
     initialise(path, map, mode, false, kind)
+}
+
+/// The error for a file of `size` bytes, not [`FILE_SIZE`]: a buslock
+/// file of another layout version (whose size differed: version 3 and
+/// earlier were 8192 bytes) is [`Error::Version`], which says what to do;
+/// anything else is [`Error::BadSize`].
+fn wrong_size(path: &Path, fd: &OwnedFd, size: u64) -> Error {
+    let mut head = [0u8; 12];
+    if let Ok(12) = rustix::io::pread(fd, &mut head, 0) {
+        let magic = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        let version = u32::from_le_bytes(head[8..].try_into().expect("4 bytes"));
+        if magic == MAGIC && version != LAYOUT_VERSION {
+            return Error::Version {
+                path: path.to_path_buf(),
+                found: version,
+                expected: LAYOUT_VERSION,
+            };
+        }
+    }
+    Error::BadSize {
+        path: path.to_path_buf(),
+        size,
+        expected: FILE_SIZE as u64,
+    }
 }
 
 /// This boot's id, `/proc/sys/kernel/random/boot_id` as two words; zeros

@@ -3,18 +3,17 @@
 //! steps aside for starving interruptible waiters), following a replaced
 //! lock file, the legacy companion lock, and the bookkeeping around them.
 
-use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::holder::{self, Verdict};
-use super::{CHECK_INTERVAL, Held, MAX_GENERATIONS, Mutex, Wait};
+use super::{Held, Mutex, Wait};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{self, HoldRecord};
 use crate::identity::{self, Me};
 use crate::legacy::{LegacyFailure, LegacyLock};
-use crate::lockfile::{LockFile, OpenMode};
+use crate::lockfile::LockFile;
 use crate::owner;
 use crate::raw::layout::Header;
 use crate::raw::mutex::{FUTEX_TID_MASK, FUTEX_WAITERS};
@@ -94,7 +93,7 @@ impl Mutex {
     /// [`Mutex::acquire`] without the lock-order hooks.
     #[inline(always)]
     fn acquire_unchecked(&self, wait: Wait<'_>) -> Result<Option<Held>> {
-        let generation = self.current.load(Ordering::Acquire);
+        let generation = self.chain.generation();
         let file = self.file(generation);
         let got = match file.map.mutex().try_lock() {
             // A try looks further in the slow path, so that a word naming
@@ -106,7 +105,7 @@ impl Mutex {
         };
         let header = &file.map.page().header;
         if self.legacy.is_some()
-            || self.attention.load(Ordering::Relaxed)
+            || self.chain.needs_attention()
             || header.retired.load(Ordering::Relaxed) != 0
             || starvation::posted(header)
         {
@@ -228,9 +227,9 @@ impl Mutex {
     /// The generation to lock: the one in use, or the file that replaced
     /// it at the path when a check is due.
     fn generation_to_lock(&self) -> Result<usize> {
-        let generation = self.current.load(Ordering::Acquire);
-        if self.check_due(generation) {
-            return self.follow_replacement(generation);
+        let generation = self.chain.generation();
+        if self.chain.check_due(generation) {
+            return self.chain.follow_replacement(generation);
         }
         Ok(generation)
     }
@@ -242,15 +241,15 @@ impl Mutex {
         if owner_died {
             // Tell this holder about the death here; check the file at
             // the release.
-            self.next_check_ns.store(0, Ordering::Relaxed);
+            self.chain.check_soon();
             return Ok(true);
         }
-        if !self.check_due(generation) {
+        if !self.chain.check_due(generation) {
             // Not on every contended acquisition: the check makes two
             // system calls, and here they would lengthen the hold.
             return Ok(true);
         }
-        match self.follow_replacement(generation) {
+        match self.chain.follow_replacement(generation) {
             Ok(g) if g == generation => Ok(true),
             moved => {
                 let _ = self.file(generation).map.mutex().unlock();
@@ -324,7 +323,7 @@ impl Mutex {
     /// let go).
     #[cold]
     fn deadlock_or_retry(&self) -> Result<()> {
-        match crate::deadlock::find(&self.dir, &self.name) {
+        match crate::deadlock::find(self.chain.dir(), &self.name) {
             crate::deadlock::Cycle::Others => {
                 std::thread::sleep(DEADLOCK_RETRY);
                 Ok(())
@@ -428,59 +427,6 @@ impl Mutex {
         }
         let _ = self.file(generation).map.mutex().unlock();
         Ok(())
-    }
-
-    /// Whether it is time to check that generation `generation` is still
-    /// the file at the path: [`CHECK_INTERVAL`] passed since the last check,
-    /// another process retired the file, or the last check failed.
-    fn check_due(&self, generation: usize) -> bool {
-        self.attention.load(Ordering::Relaxed)
-            || self
-                .file(generation)
-                .map
-                .page()
-                .header
-                .retired
-                .load(Ordering::Relaxed)
-                != 0
-            || clock::now_ns() >= self.next_check_ns.load(Ordering::Relaxed)
-    }
-
-    /// If generation `generation` is no longer the file at the lock path (or
-    /// another process said so by retiring it), open the file there now
-    /// (creating it if it is gone) as the next generation, retire the old
-    /// one, and return the generation to use.
-    #[cold]
-    fn follow_replacement(&self, generation: usize) -> Result<usize> {
-        let current = self.current.load(Ordering::Acquire);
-        if current != generation {
-            return Ok(current); // another thread of this process moved on
-        }
-        let next = clock::now_ns() + CHECK_INTERVAL.as_nanos() as u64;
-        self.next_check_ns.store(next, Ordering::Relaxed);
-        self.attention.store(false, Ordering::Relaxed);
-        let file = self.file(generation);
-        if file.is_current(&self.dir) {
-            // A retired flag on the file still at the path was not set by
-            // buslock; ignore it.
-            return Ok(generation);
-        }
-        let _serial = self.moving.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = self.current.load(Ordering::Acquire);
-        if current != generation {
-            return Ok(current);
-        }
-        let next = generation + 1;
-        if next >= MAX_GENERATIONS {
-            return Err(Error::ReplacedTooOften {
-                path: self.path.clone(),
-            });
-        }
-        let new = LockFile::open(&self.dir, &self.name, OpenMode::Create)?;
-        file.map.page().header.retired.store(1, Ordering::Release);
-        let _ = self.later[next - 1].set(new);
-        self.current.store(next, Ordering::Release);
-        Ok(next)
     }
 
     /// The legacy companion lock was not taken: release the mutex again,
@@ -594,22 +540,9 @@ impl Mutex {
         }
         self.held.store(false, Ordering::Relaxed);
         let unlocked = file.map.mutex().unlock();
-        if now >= self.next_check_ns.load(Ordering::Relaxed)
-            || page.header.retired.load(Ordering::Relaxed) != 0
-        {
-            self.check_after_release(generation);
+        if self.chain.release_check_due(generation, now) {
+            self.chain.check_after_release(generation);
         }
         unlocked
-    }
-
-    /// Check, after a release and at most every [`CHECK_INTERVAL`], that
-    /// the lock file is still the one at the path, and move to the new one
-    /// for the next acquisition if not. A problem found here (say, a link
-    /// planted at the path) is reported by the next acquisition.
-    #[cold]
-    fn check_after_release(&self, generation: usize) {
-        if self.follow_replacement(generation).is_err() {
-            self.attention.store(true, Ordering::Relaxed);
-        }
     }
 }

@@ -1,12 +1,9 @@
 //! Following a replaced lock file when reading (inspection), without
-//! taking the lock, creating a file, or writing to either file.
+//! taking the lock, creating a file, or writing to either file: the lock
+//! file handle ([`crate::lockfile::Handle`]) does it.
 
-use std::sync::PoisonError;
-use std::sync::atomic::Ordering;
-
-use super::{MAX_GENERATIONS, Mutex};
-use crate::error::{Error, Result};
-use crate::lockfile::{LockFile, OpenMode};
+use super::Mutex;
+use crate::error::Result;
 use crate::raw::LockPage;
 
 impl Mutex {
@@ -26,34 +23,15 @@ impl Mutex {
     ///
     /// The errors of opening the new file ([`Error::NotFound`] excepted),
     /// or [`Error::ReplacedTooOften`].
+    ///
+    /// [`Error::NotFound`]: crate::Error::NotFound
+    /// [`Error::ReplacedTooOften`]: crate::Error::ReplacedTooOften
     pub fn follow(&self) -> Result<bool> {
-        let generation = self.current.load(Ordering::Acquire);
-        if self.file(generation).is_current(&self.dir) {
-            return Ok(false);
-        }
-        let _serial = self.moving.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.current.load(Ordering::Acquire) != generation {
-            return Ok(true); // another thread moved on meanwhile
-        }
-        let next = generation + 1;
-        if next >= MAX_GENERATIONS {
-            return Err(Error::ReplacedTooOften {
-                path: self.path.clone(),
-            });
-        }
-        let new = match LockFile::open(&self.dir, &self.name, OpenMode::Existing) {
-            Ok(f) => f,
-            Err(Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        let _ = self.later[next - 1].set(new);
-        self.current.store(next, Ordering::Release);
-        Ok(true)
+        self.chain.follow()
     }
 
     /// The page inspection reads: that of the file now at the lock path.
     pub(super) fn page_to_read(&self) -> Result<&LockPage> {
-        self.follow()?;
-        Ok(self.page())
+        self.chain.page_to_read()
     }
 }

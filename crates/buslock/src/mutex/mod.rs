@@ -7,10 +7,8 @@ mod guard;
 mod holder;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex as StdMutex;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use builder::Builder;
@@ -21,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::events::{self, Event};
 use crate::identity;
 use crate::legacy::LegacyLock;
-use crate::lockfile::{IntoLockName, LockDir, LockFile, LockName, OpenMode, lock_name};
+use crate::lockfile::{Handle, IntoLockName, LockDir, LockFile, LockName, OpenMode, lock_name};
 use crate::owner::{self, Owner};
 use crate::raw::layout::TEXT_BYTES;
 use crate::raw::{LockPage, RawError};
@@ -29,14 +27,7 @@ use crate::stats::{self, Stats};
 use crate::wait::Wait;
 use crate::waiters::{self, Waiter};
 
-/// How often a process checks that its lock file is still the one at the
-/// lock path: at its first wait or release after this long since the last
-/// check (at once when another process retired the file).
-pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
-
-/// How many times one [`Mutex`] handle follows a replaced lock file before
-/// it reports [`Error::ReplacedTooOften`].
-const MAX_GENERATIONS: usize = 16;
+pub use crate::lockfile::CHECK_INTERVAL;
 
 /// A named lock shared by every process and thread on this machine that
 /// opens the same name in the same lock directory.
@@ -99,23 +90,8 @@ const MAX_GENERATIONS: usize = 16;
 /// ```
 pub struct Mutex {
     name: String,
-    path: PathBuf,
-    dir: LockDir,
-    /// The lock file opened first: generation 0.
-    first: Option<LockFile>,
-    /// Files that replaced it at the path (generation `i + 1` in slot `i`);
-    /// filled in order and kept while the handle lives.
-    later: Vec<OnceLock<LockFile>>,
-    /// Generation of the file in use.
-    current: AtomicUsize,
-    /// `CLOCK_MONOTONIC` ns after which the next release checks that the
-    /// file is still the one at the path.
-    next_check_ns: AtomicU64,
-    /// Set when the next acquisition must take the slow path to check the
-    /// file (a check at release failed).
-    attention: AtomicBool,
-    /// Serialises moving to a new file within this process.
-    moving: StdMutex<()>,
+    /// The lock file and those that replaced it at the path.
+    chain: Handle<LockPage>,
     legacy: Option<LegacyLock>,
     /// Shown instead of the program name in the owner record, waiters and
     /// events.
@@ -165,23 +141,16 @@ impl Mutex {
     ) -> Result<Mutex> {
         identity::warm_up();
         clock::refine();
-        let file = LockFile::open(&dir, name.as_str(), mode)?;
-        let later = (1..MAX_GENERATIONS).map(|_| OnceLock::new()).collect();
-        let path = file.path.clone();
+        let chain = Handle::open(dir, name.as_str(), mode)?;
+        let lockdep =
+            crate::lockdep::Class::open(chain.dir(), name, lockdep, mode == OpenMode::Create);
         Ok(Mutex {
             name: name.to_string(),
-            path,
-            first: Some(file),
-            later,
-            current: AtomicUsize::new(0),
-            next_check_ns: AtomicU64::new(clock::now_ns() + CHECK_INTERVAL.as_nanos() as u64),
-            moving: StdMutex::new(()),
-            attention: AtomicBool::new(false),
+            chain,
             legacy,
             label: None,
             held: AtomicBool::new(false),
-            lockdep: crate::lockdep::Class::open(&dir, name, lockdep, mode == OpenMode::Create),
-            dir,
+            lockdep,
         })
     }
 
@@ -202,7 +171,7 @@ impl Mutex {
 
     /// The lock file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.chain.path()
     }
 
     /// The legacy companion lock file, if one was configured.
@@ -218,26 +187,18 @@ impl Mutex {
     /// Lock file generation `generation` (0 is the one opened first).
     #[inline]
     fn file(&self, generation: usize) -> &LockFile {
-        // `first` is only taken by Drop; later generations are published
-        // before `current` names them.
-        let file = match generation {
-            0 => self.first.as_ref(),
-            g => self.later[g - 1].get(),
-        };
-        file.expect("lock file generation published before use")
+        self.chain.file(generation)
     }
 
     /// Every lock file this handle has used, oldest first.
     fn files(&self) -> impl Iterator<Item = &LockFile> {
-        self.first
-            .iter()
-            .chain(self.later.iter().filter_map(OnceLock::get))
+        self.chain.files()
     }
 
     /// The lock file in use now.
     #[inline]
     fn page(&self) -> &LockPage {
-        self.file(self.current.load(Ordering::Acquire)).map.page()
+        self.chain.current_page()
     }
 
     /// Block until this thread holds the lock.
@@ -327,12 +288,12 @@ impl Mutex {
             RawError::WouldDeadlock => Error::Recursive {
                 name: self.name.clone(),
             },
-            RawError::Deadlock => crate::deadlock::error(&self.dir, &self.name),
+            RawError::Deadlock => crate::deadlock::error(self.chain.dir(), &self.name),
             RawError::NotOwner => Error::NotOwner {
                 name: self.name.clone(),
             },
             RawError::Other(code) => Error::Io {
-                path: self.path.clone(),
+                path: self.chain.path().to_path_buf(),
                 action: "lock",
                 source: std::io::Error::from_raw_os_error(code),
             },
@@ -525,7 +486,7 @@ impl fmt::Debug for Mutex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mutex")
             .field("name", &self.name)
-            .field("path", &self.path)
+            .field("path", &self.chain.path())
             .finish_non_exhaustive()
     }
 }
@@ -535,10 +496,7 @@ impl Drop for Mutex {
         if self.held.load(Ordering::Relaxed) {
             // A guard was leaked (mem::forget) and the lock may still be
             // held: the thread's robust list points into these mappings.
-            let later = self.later.drain(..).filter_map(OnceLock::into_inner);
-            for file in self.first.take().into_iter().chain(later) {
-                file.map.leak();
-            }
+            self.chain.leak();
         }
     }
 }

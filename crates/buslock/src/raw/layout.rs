@@ -13,19 +13,20 @@
 //! | 256    | 640  | [`StatsBlock`]: counters, wait/hold histograms, longest hold | the holder, under the lock | anyone |
 //! | 896    | 2048 | [`WAITER_SLOTS`] × [`WaiterSlot`]: who waits (program) since when | each waiter, its own slot | anyone |
 //! | 2944   | 5184 | [`EventRing`]: the last [`EVENT_SLOTS`] holds | the holder at release | `buslock watch` |
-//! | 8128   | 64   | unused, zero | | |
+//! | 8128   | 4160 | unused, zero | | |
 //!
 //! That is the page of a mutex ([`KIND_MUTEX`]). A readers-writer lock's
 //! page ([`KIND_RWLOCK`], [`RwPage`]) shares the first 2944 bytes (header,
 //! the writers' lock word, the writer's record, statistics, waiters) and
-//! puts the readers' state where the mutex keeps its events:
+//! puts the readers' state where the mutex keeps its events, and its own
+//! event ring after it:
 //!
 //! | offset | size | block | written by | read by |
 //! |-------:|-----:|-------|------------|---------|
 //! | 0      | 2944 | as above: header, writers' lock word, writer record, write statistics, waiters (writers in slots 0-15, readers in 16-31) | | |
 //! | 2944   | 64   | [`RwBlock`]: drain sequence, writer-waiting flag, pending death notice, admitting reader, read counters, occupied-slot bitmap | readers and the writer | anyone |
 //! | 3008   | 4096 | [`READER_SLOTS`] × [`WaiterSlot`]: who reads, since when | each reader, its own slot; a writer frees a dead reader's | anyone |
-//! | 7104   | 1088 | unused, zero | | |
+//! | 7104   | 5184 | [`EventRing`]: the last [`EVENT_SLOTS`] holds of either kind and deaths found ([`FLAG_READ`], [`FLAG_DIED`]); each event's slot claimed by an atomic add on the head, so readers releasing at once each write their own | each reader and writer at release; whoever finds a death | `buslock watch` |
 //!
 //! Init states: `0` never initialised, `1` being initialised (its
 //! initialiser holds an `flock` on the file; if it died the next opener
@@ -41,7 +42,9 @@
 //! Version history: 1 held a glibc `pthread_mutex_t` at 128; 2 holds
 //! buslock's own futex word there (same word format, so a reader of either
 //! finds the owner TID at offset 128) and adds the boot id; 3 adds the
-//! kind at 112 (a name is one primitive: a mutex or a readers-writer lock).
+//! kind at 112 (a name is one primitive: a mutex or a readers-writer lock);
+//! 4 grows the file from 8192 to 12288 bytes (three 4 KiB pages) for the
+//! readers-writer lock's event ring at 7104 (the mutex page is unchanged).
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -50,9 +53,9 @@ use super::mutex::RawMutex;
 /// `b"BUSLOCK\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"BUSLOCK\0");
 /// Version of this layout; bumped on any change to the table above.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// Size of every lock file in bytes.
-pub const FILE_SIZE: usize = 8192;
+pub const FILE_SIZE: usize = 12288;
 /// Number of waiters the waiters table can show at once. More waiters still
 /// wait correctly; they are just not listed.
 pub const WAITER_SLOTS: usize = 32;
@@ -319,8 +322,11 @@ pub struct RwBlock {
     /// Non-zero while someone (holding the writers' word) waits on
     /// `drain_seq`.
     pub writer_waiting: AtomicU32,
-    /// Non-zero when a writer ended abandoned (panic, finalisation): the
-    /// next holder of either kind is told, as after a death.
+    /// A death notice for the next holder of either kind:
+    /// [`DEATH_ABANDONED`] when a writer ended abandoned (panic,
+    /// finalisation), [`DEATH_CARRIED`] while a holder that was told of a
+    /// death has not yet passed it on (its acquisition has not returned;
+    /// it gave up); 0: none.
     pub death_pending: AtomicU32,
     /// Thread id of a reader holding the writers' word for a moment to be
     /// admitted; 0 otherwise. If that reader dies there, the next taker of
@@ -359,6 +365,8 @@ pub struct RwPage {
     pub rw: RwBlock,
     /// Who reads.
     pub readers: [WaiterSlot; READER_SLOTS],
+    /// What happened lately: holds of both kinds, deaths found.
+    pub events: EventRing,
 }
 
 const _: () = assert!(core::mem::size_of::<LockPage>() <= FILE_SIZE);
@@ -366,8 +374,21 @@ const _: () = assert!(core::mem::size_of::<RwPage>() <= FILE_SIZE);
 const _: () = assert!(FILE_SIZE % 8 == 0);
 const _: () = assert!(core::mem::size_of::<Header>() == 128);
 
+/// [`RwBlock::death_pending`]: a writer ended abandoned; not yet counted.
+pub const DEATH_ABANDONED: u32 = 1;
+/// [`RwBlock::death_pending`]: a death already counted, to be told to the
+/// next holder.
+pub const DEATH_CARRIED: u32 = 2;
+
 /// Flag bit: the hold began by taking over from a holder that died.
 pub const FLAG_OWNER_DIED: u32 = 1;
+/// Event flag bit: a read (shared) hold of a readers-writer lock; without
+/// it, a write hold (or a mutex hold).
+pub const FLAG_READ: u32 = 4;
+/// Event flag bit: not a completed hold but a holder found dead holding
+/// the lock (a reader whose share was freed, a writer whose death the next
+/// holder was told of); the event's hold time runs until it was found.
+pub const FLAG_DIED: u32 = 8;
 /// Owner-record flag bit: a holder died, and the one that took over had to
 /// let go again before using the lock; the next holder must be told.
 pub const FLAG_DEATH_PENDING: u32 = 2;
@@ -441,9 +462,12 @@ mod tests {
         assert_eq!(offset_of!(RwPage, waiters), 896);
         assert_eq!(offset_of!(RwPage, rw), 2944);
         assert_eq!(offset_of!(RwPage, readers), 3008);
+        assert_eq!(offset_of!(RwPage, events), 7104);
         assert_eq!(size_of::<RwBlock>(), 64);
         assert_eq!(size_of::<WaiterSlot>(), 64);
-        assert_eq!(size_of::<RwPage>(), 7104);
+        assert_eq!(size_of::<EventRing>(), 5184);
+        assert_eq!(size_of::<RwPage>(), 12288);
+        assert_eq!(size_of::<RwPage>(), FILE_SIZE);
     }
 
     /// The node's `next` field plus glibc's `futex_offset` is the word.

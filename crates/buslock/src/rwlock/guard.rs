@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{RwLock, held, readers};
+use crate::events::{self, HoldRecord, RwEvent, Who};
 use crate::identity::{self, Me};
 use crate::raw::layout::ident;
 
@@ -15,35 +16,63 @@ use crate::raw::layout::ident;
 #[must_use = "if unused the lock is released at once"]
 pub struct ReadGuard<'a> {
     lock: &'a RwLock,
-    slot: usize,
-    id: u64,
-    died: bool,
-    waited_ns: u64,
+    share: Share,
     _not_send: PhantomData<*const ()>,
 }
 
+/// A read hold: which slot, whose, and what its release event says.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Share {
+    /// The lock file generation it was taken on (small: a kept hold is
+    /// returned inside errors).
+    pub generation: u32,
+    pub slot: u32,
+    pub id: u64,
+    pub died: bool,
+    /// `CLOCK_MONOTONIC` ns when the share was taken.
+    pub acquired_ns: u64,
+    pub waited_ns: u64,
+}
+
 impl<'a> ReadGuard<'a> {
-    pub(super) fn new(lock: &'a RwLock, slot: usize, me: &Me, died: bool, waited_ns: u64) -> Self {
+    pub(super) fn new(
+        lock: &'a RwLock,
+        generation: usize,
+        slot: usize,
+        me: &Me,
+        died: bool,
+        acquired_ns: u64,
+        waited_ns: u64,
+    ) -> Self {
         ReadGuard {
             lock,
-            slot,
-            id: ident(me.pid, me.tid),
-            died,
-            waited_ns,
+            share: Share {
+                generation: generation as u32,
+                slot: slot as u32,
+                id: ident(me.pid, me.tid),
+                died,
+                acquired_ns,
+                waited_ns,
+            },
             _not_send: PhantomData,
         }
+    }
+
+    /// The lock file generation this hold is on.
+    pub(super) fn generation(&self) -> usize {
+        self.share.generation as usize
     }
 
     /// Whether a writer died holding the lock (or ended abandoned) before
     /// this hold, and this holder is the one told: what it reads may be
     /// half written. Tell whoever can repair it.
     pub fn previous_owner_died(&self) -> bool {
-        self.died
+        self.share.died
     }
 
     /// How long the acquisition waited.
     pub fn waited(&self) -> Duration {
-        Duration::from_nanos(self.waited_ns)
+        Duration::from_nanos(self.share.waited_ns)
     }
 
     /// The lock this guard holds.
@@ -55,19 +84,41 @@ impl<'a> ReadGuard<'a> {
     /// borrowing guard, as Python's `acquire_read()`/`release_read()`):
     /// release it with [`RwLock::release_read`] from the same thread.
     pub fn into_held(self) -> ReadHeld {
-        let held = ReadHeld {
-            slot: self.slot,
-            id: self.id,
-            died: self.died,
-            waited_ns: self.waited_ns,
-        };
+        let held = ReadHeld { share: self.share };
         core::mem::forget(self);
         held
     }
 
-    pub(super) fn release(lock: &RwLock, slot: usize, id: u64) {
-        readers::release(lock.page(), slot, id);
-        held::clear(lock.key);
+    /// Give the share back, then record the hold in the event ring (after:
+    /// a writer waiting for the share need not wait for the bookkeeping).
+    #[inline]
+    pub(super) fn release(lock: &RwLock, share: &Share) {
+        let g = share.generation as usize;
+        let page = lock.page_at(g);
+        if readers::release(page, share.slot as usize, share.id) {
+            let now = crate::clock::now_ns();
+            events::push_shared(
+                &page.events,
+                &Who {
+                    ident: share.id,
+                    program: lock.me().program,
+                },
+                &HoldRecord {
+                    acquired_mono_ns: share.acquired_ns,
+                    waited_ns: share.waited_ns,
+                    held_ns: now.saturating_sub(share.acquired_ns),
+                    owner_died: share.died,
+                },
+                RwEvent {
+                    read: true,
+                    died: false,
+                },
+            );
+            if lock.chain.release_check_due(g, now) {
+                lock.chain.check_after_release(g);
+            }
+        }
+        held::clear(lock.key(g));
         lock.lockdep.released();
     }
 }
@@ -75,33 +126,31 @@ impl<'a> ReadGuard<'a> {
 /// A read hold kept without its guard ([`ReadGuard::into_held`]).
 #[derive(Debug)]
 pub struct ReadHeld {
-    slot: usize,
-    id: u64,
-    died: bool,
-    waited_ns: u64,
+    share: Share,
 }
 
 impl ReadHeld {
     /// As [`ReadGuard::previous_owner_died`].
     pub fn previous_owner_died(&self) -> bool {
-        self.died
+        self.share.died
     }
 
     /// As [`ReadGuard::waited`].
     pub fn waited(&self) -> Duration {
-        Duration::from_nanos(self.waited_ns)
+        Duration::from_nanos(self.share.waited_ns)
     }
 
     /// Whether the calling thread took it.
     pub fn is_mine(&self) -> bool {
         let me = identity::me();
-        ident(me.pid, me.tid) == self.id
+        ident(me.pid, me.tid) == self.share.id
     }
 }
 
 /// A write hold kept without its guard ([`WriteGuard::into_held`]).
 #[derive(Debug)]
 pub struct WriteHeld {
+    generation: usize,
     tid: u32,
     died: bool,
     waited_ns: u64,
@@ -135,7 +184,7 @@ impl RwLock {
         if !held.is_mine() {
             return Err((self.not_owner(), held));
         }
-        ReadGuard::release(self, held.slot, held.id);
+        ReadGuard::release(self, &held.share);
         Ok(())
     }
 
@@ -155,7 +204,7 @@ impl RwLock {
             return Err((self.not_owner(), held));
         }
         let me = self.me();
-        self.exit_write(abandoned, &me);
+        self.exit_write(held.generation, abandoned, &me, held.died, held.waited_ns);
         self.lockdep.released();
         Ok(())
     }
@@ -169,7 +218,7 @@ impl RwLock {
         if !held.is_mine() {
             return Err((self.not_owner(), held));
         }
-        let guard = WriteGuard::new(self, held.tid, held.died, held.waited_ns);
+        let guard = WriteGuard::new(self, held.generation, held.tid, held.died, held.waited_ns);
         Ok(guard.downgrade().into_held())
     }
 
@@ -184,11 +233,11 @@ impl Drop for ReadGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         let me = identity::me();
-        if ident(me.pid, me.tid) != self.id {
+        if ident(me.pid, me.tid) != self.share.id {
             // A fork()ed child dropping its copy: the parent reads.
             return;
         }
-        ReadGuard::release(self.lock, self.slot, self.id);
+        ReadGuard::release(self.lock, &self.share);
     }
 }
 
@@ -196,7 +245,7 @@ impl fmt::Debug for ReadGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadGuard")
             .field("lock", &self.lock.name)
-            .field("previous_owner_died", &self.died)
+            .field("previous_owner_died", &self.share.died)
             .finish()
     }
 }
@@ -206,6 +255,7 @@ impl fmt::Debug for ReadGuard<'_> {
 #[must_use = "if unused the lock is released at once"]
 pub struct WriteGuard<'a> {
     lock: &'a RwLock,
+    generation: usize,
     tid: u32,
     died: bool,
     waited_ns: u64,
@@ -213,9 +263,16 @@ pub struct WriteGuard<'a> {
 }
 
 impl<'a> WriteGuard<'a> {
-    pub(super) fn new(lock: &'a RwLock, tid: u32, died: bool, waited_ns: u64) -> Self {
+    pub(super) fn new(
+        lock: &'a RwLock,
+        generation: usize,
+        tid: u32,
+        died: bool,
+        waited_ns: u64,
+    ) -> Self {
         WriteGuard {
             lock,
+            generation,
             tid,
             died,
             waited_ns,
@@ -244,6 +301,7 @@ impl<'a> WriteGuard<'a> {
     /// [`RwLock::release_write`] from the same thread.
     pub fn into_held(self) -> WriteHeld {
         let held = WriteHeld {
+            generation: self.generation,
             tid: self.tid,
             died: self.died,
             waited_ns: self.waited_ns,
@@ -260,8 +318,9 @@ impl<'a> WriteGuard<'a> {
     pub fn downgrade(self) -> ReadGuard<'a> {
         let lock = self.lock;
         let died = self.died;
+        let g = self.generation;
         let me = lock.me();
-        let page = lock.page();
+        let page = lock.page_at(g);
         let slot = loop {
             if let Some(n) = readers::claim(page, &me, crate::clock::now_ns()) {
                 break n;
@@ -271,11 +330,12 @@ impl<'a> WriteGuard<'a> {
             readers::reap(page);
             std::thread::yield_now();
         };
+        let waited_ns = self.waited_ns;
         core::mem::forget(self);
-        lock.exit_write(false, &me);
+        let now = lock.exit_write(g, false, &me, died, waited_ns);
         page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
-        held::set(lock.key, held::Hold::Read);
-        ReadGuard::new(lock, slot, &me, died, 0)
+        held::set(lock.key(g), held::Hold::Read);
+        ReadGuard::new(lock, g, slot, &me, died, now, 0)
     }
 }
 
@@ -289,7 +349,13 @@ impl Drop for WriteGuard<'_> {
         // A guard dropped by unwinding: the writer stopped in the middle of
         // its work, like one that died; the next holder is told.
         let me = self.lock.me();
-        self.lock.exit_write(std::thread::panicking(), &me);
+        self.lock.exit_write(
+            self.generation,
+            std::thread::panicking(),
+            &me,
+            self.died,
+            self.waited_ns,
+        );
         self.lock.lockdep.released();
     }
 }

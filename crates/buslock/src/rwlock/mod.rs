@@ -33,8 +33,10 @@
 //!     handed on (each in a few microseconds) and then read together, up
 //!     to the next queued writer; with writers back to back, a reader
 //!     queued between them gets in between;
-//!   - a writer that died is reported to the next holder of the word,
-//!     reader or writer ([`ReadGuard::previous_owner_died`]), once;
+//!   - a writer that died in the middle of its work is reported to the
+//!     next holder of the word, reader or writer
+//!     ([`ReadGuard::previous_owner_died`]), once (see below for which
+//!     deaths those are);
 //!   - queued readers lend their priority to the writer holding the word
 //!     (priority inheritance).
 //! - **What a reader does not get**: priority inheritance *towards readers*.
@@ -47,12 +49,22 @@
 //!   process, is dead; its share is freed and counted
 //!   ([`RwStats::reader_deaths`]). A writer finds one within one
 //!   [`DEAD_READER_CHECK`] of starting to wait for it.
-//! - **A reader that dies while it holds the word for a moment** (being
-//!   admitted) leaves its thread id in the admitting field; the next taker
-//!   of the word sees that the death was a reader's and does not report a
-//!   writer death. (If it dies in the two instructions between taking the
-//!   word and writing that field, the next holder is told of a death it
-//!   need not have been: the safe mistake.)
+//! - **Which death is told**: the kernel marks the word when its holder
+//!   dies, but clears the holder's thread id, so who held it is read from
+//!   the writer's record instead: a writer writes it once it has the lock
+//!   to itself (the readers drained), just before its guard is returned,
+//!   and clears it just before it lets go. A holder of the word that died
+//!   while the record names a writer died in the middle of its work: the
+//!   next holder is told. Any other holder that died changed nothing: a
+//!   writer waiting for readers to leave, one that had finished, or a
+//!   reader being admitted, at any point (even before it could mark
+//!   itself: the kernel hands the word to a queued reader inside the
+//!   release, so it may die holding the word before it runs again); nobody
+//!   is told. A holder that was told of a death and dies (or gives up)
+//!   before its acquisition returns leaves the notice in `death_pending`
+//!   for the next holder, counted once. A reader being admitted still
+//!   writes its thread id in the admitting field, so that its death there
+//!   is counted as a reader's.
 //! - **`downgrade`** claims a reader slot while still holding the word and
 //!   only then hands the word on: a writer queued for the word gets it and
 //!   then waits for that slot to drain; nobody gets in between.
@@ -65,16 +77,32 @@
 //!   poisoning, and as [`crate::Mutex`] does); a reader changed nothing, so
 //!   its release is an ordinary one.
 //!
+//! - **Events**: every read and write hold is recorded at its release in
+//!   the page's event ring (the mutex's ring and [`Event`], with
+//!   [`Event::read`]), and so are the holders found dead ([`Event::died`]):
+//!   a reader whose share a writer (or a reader waiting for a slot) freed,
+//!   a writer whose death the next holder was told of. Readers release at
+//!   the same time, so each claims its event's number with an atomic add
+//!   (see `events.rs`); a read's release records its event after giving
+//!   its share back, so a waiting writer does not wait for it.
+//! - **A replaced lock file** is followed as a mutex follows it, by the
+//!   same lock-file handle ([`crate::lockfile::Handle`]): checked before
+//!   and after a wait and at release at most every
+//!   [`crate::CHECK_INTERVAL`] (at once when another user retired the
+//!   file: the fast paths look at the retired flag), and by inspection.
+//!   Each hold remembers its file generation, so it is released where it
+//!   was taken.
+//!
 //! - **Interruptible waits** queue for the word in slices of
 //!   [`crate::INTERRUPT_SLICE`], as a mutex's do, and through the same wait
 //!   loop (`src/wait.rs`): a reader or writer that has waited
 //!   100 ms asks newer takers of the word (readers and writers) to step
 //!   aside until it is served, so a queue longer than a slice cannot starve
-//!   it.
+//!   it. A holder that steps aside with a death notice leaves it in
+//!   `death_pending` for the next holder.
 //!
-//! Not (yet) done for readers-writer locks, unlike [`crate::Mutex`]: an
-//! event ring (`buslock watch`), following a lock file replaced at its
-//! path, and legacy companions.
+//! Not (yet) done for readers-writer locks, unlike [`crate::Mutex`]:
+//! legacy companions.
 
 mod guard;
 mod held;
@@ -89,11 +117,14 @@ pub use readers::Reader;
 
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::events::{self, Event, HoldRecord, RwEvent, Who};
 use crate::identity::{self, Me};
-use crate::lockfile::{IntoLockName, LockDir, LockFile, NameArg, OpenMode};
+use crate::lockfile::{Handle, IntoLockName, LockDir, LockFile, NameArg, OpenMode};
 use crate::owner::{self, Owner};
 use crate::raw::futex::{self, Woken};
-use crate::raw::layout::{Header, KIND_RWLOCK, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS};
+use crate::raw::layout::{
+    DEATH_ABANDONED, DEATH_CARRIED, FLAG_OWNER_DIED, Header, READER_SLOTS, TEXT_BYTES, WAITER_SLOTS,
+};
 use crate::raw::{Acquire, RawError, RawMutex, RwPage};
 use crate::starvation;
 use crate::stats::{self, Stats};
@@ -125,8 +156,12 @@ const READER_WAITERS: core::ops::Range<usize> = WAITER_SLOTS / 2..WAITER_SLOTS;
 /// - **Exclusion**: any number of threads read at once; a writer is alone.
 /// - **Crash safety**: a dead reader's share is freed (a writer waiting for
 ///   it finds it within [`DEAD_READER_CHECK`]); a dead writer's lock is
-///   released and the next holder of either kind is told
-///   ([`WriteGuard::previous_owner_died`], [`ReadGuard::previous_owner_died`]).
+///   released and, if it died while writing (with its guard), the next
+///   holder of either kind is told ([`WriteGuard::previous_owner_died`],
+///   [`ReadGuard::previous_owner_died`]); a writer that died still waiting
+///   for readers to leave wrote nothing, and nobody is told.
+/// - **A replaced lock file**: followed as [`crate::Mutex`] follows it
+///   (see there and RELIABILITY.md).
 /// - **Fairness**: once a writer waits, new readers queue behind it; the
 ///   queue is served in priority order, FIFO among equals, readers that
 ///   follow one another in it reading together.
@@ -152,9 +187,8 @@ const READER_WAITERS: core::ops::Range<usize> = WAITER_SLOTS / 2..WAITER_SLOTS;
 /// ```
 pub struct RwLock {
     name: String,
-    dir: LockDir,
-    file: Option<LockFile>,
-    key: held::Key,
+    /// The lock file and those that replaced it at the path.
+    chain: Handle<RwPage>,
     label: Option<&'static [u8; TEXT_BYTES]>,
     lockdep: crate::lockdep::Class,
     /// Set while a thread writes through this handle (written only under
@@ -219,23 +253,16 @@ impl RwBuilder {
         identity::warm_up();
         clock::refine();
         let dir = LockDir::resolve(self.dir.as_deref())?;
-        let file = LockFile::open_kind(&dir, name.as_str(), self.mode, KIND_RWLOCK)?;
-        let st = rustix::fs::fstat(file.map.fd()).map_err(|e| Error::Io {
-            path: file.path.clone(),
-            action: "inspect",
-            source: e.into(),
-        })?;
+        let chain = Handle::open(dir, name.as_str(), self.mode)?;
         Ok(RwLock {
             lockdep: crate::lockdep::Class::open(
-                &dir,
+                chain.dir(),
                 name,
                 self.lockdep,
                 self.mode == OpenMode::Create,
             ),
             name: name.to_string(),
-            dir,
-            file: Some(file),
-            key: (st.st_dev as u64, st.st_ino as u64),
+            chain,
             label: self.label.as_deref().map(identity::intern_label),
             writing: AtomicBool::new(false),
         })
@@ -259,37 +286,41 @@ pub struct RwStats {
     pub read_timeouts: u64,
     /// Readers found dead and freed.
     pub reader_deaths: u64,
-    /// Writers that died holding it (or ended abandoned), as reported to
-    /// the next holder.
+    /// Writers that died while writing (or ended abandoned), as reported
+    /// to the next holder.
     pub writer_deaths: u64,
 }
 
-/// The writers' word of an [`RwLock`], as the wait loop sees it.
-impl Contender for RwLock {
+/// The writers' word of one lock file generation of an [`RwLock`], as
+/// the wait loop sees it.
+struct RwWord<'a> {
+    rw: &'a RwLock,
+    g: usize,
+}
+
+impl Contender for RwWord<'_> {
     type Lock = RawMutex;
 
     fn lock_word(&self) -> &RawMutex {
-        self.word()
+        self.rw.word_at(self.g)
     }
 
     fn header(&self) -> &Header {
-        &self.page().header
+        &self.rw.page_at(self.g).header
     }
 
     fn name(&self) -> &str {
-        &self.name
+        &self.rw.name
     }
 
     fn raw_error(&self, e: RawError) -> Error {
-        RwLock::raw_error(self, e)
+        self.rw.raw_error(e)
     }
 
-    fn step_aside(&self, owner_died: bool) -> Result<()> {
-        if owner_died {
-            // Pass the notice on to the next holder of either kind.
-            self.page().rw.death_pending.store(1, Ordering::Relaxed);
-        }
-        let _ = self.word().unlock();
+    fn step_aside(&self, _owner_died: bool) -> Result<()> {
+        // A death notice stays in death_pending (DEATH_CARRIED, stored when
+        // it was told) for the next holder of either kind.
+        let _ = self.rw.word_at(self.g).unlock();
         Ok(())
     }
 }
@@ -323,26 +354,39 @@ impl RwLock {
 
     /// The lock file's path.
     pub fn path(&self) -> &Path {
-        &self.file().path
+        self.chain.path()
     }
 
     /// The lock directory.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.chain.dir().path()
     }
 
-    fn file(&self) -> &LockFile {
-        self.file.as_ref().expect("the file is only taken by Drop")
-    }
-
+    /// The page of lock file generation `generation`.
     #[inline]
-    fn page(&self) -> &RwPage {
-        self.file().map.rw_page()
+    fn page_at(&self, generation: usize) -> &RwPage {
+        self.chain.page(generation)
     }
 
+    /// The writers' word of lock file generation `generation`.
     #[inline]
-    fn word(&self) -> &RawMutex {
-        &self.page().mutex.mutex
+    fn word_at(&self, generation: usize) -> &RawMutex {
+        &self.page_at(generation).mutex.mutex
+    }
+
+    /// The page of the file in use, for inspection: that of the file now
+    /// at the lock path (or, if that cannot be opened, the one in use).
+    fn page_to_read(&self) -> &RwPage {
+        self.chain
+            .page_to_read()
+            .unwrap_or_else(|_| self.chain.current_page())
+    }
+
+    /// Which file generation `generation` is, for the table of what this
+    /// thread holds.
+    #[inline]
+    fn key(&self, generation: usize) -> held::Key {
+        self.chain.file(generation).id
     }
 
     #[inline]
@@ -359,12 +403,12 @@ impl RwLock {
             RawError::WouldDeadlock => Error::Recursive {
                 name: self.name.clone(),
             },
-            RawError::Deadlock => crate::deadlock::error(&self.dir, &self.name),
+            RawError::Deadlock => crate::deadlock::error(self.chain.dir(), &self.name),
             RawError::NotOwner => Error::NotOwner {
                 name: self.name.clone(),
             },
             RawError::Other(code) => Error::Io {
-                path: self.file().path.clone(),
+                path: self.chain.path().to_path_buf(),
                 action: "lock",
                 source: std::io::Error::from_raw_os_error(code),
             },
@@ -376,10 +420,12 @@ impl RwLock {
     /// it names this thread.)
     #[inline]
     fn recursion(&self, wanted: Hold) -> Result<()> {
-        match held::get(self.key) {
-            None => Ok(()),
-            Some(_) => Err(self.recursive("reading", wanted)),
+        // Every file this handle used: a read kept on a replaced file is
+        // still this thread's.
+        if (0..=self.chain.generation()).all(|g| held::get(self.key(g)).is_none()) {
+            return Ok(());
         }
+        Err(self.recursive("reading", wanted))
     }
 
     fn recursive(&self, held: &'static str, wanted: Hold) -> Error {
@@ -471,9 +517,9 @@ impl RwLock {
             Err(Error::Recursive { .. }) => Err(self.recursive("writing", Hold::Read)),
             other => other,
         }?;
-        if got.is_some() {
+        if let Some(g) = &got {
             self.lockdep.acquired(order);
-            held::set(self.key, Hold::Read);
+            held::set(self.key(g.generation()), Hold::Read);
         }
         Ok(got)
     }
@@ -495,39 +541,59 @@ impl RwLock {
 
     #[inline]
     fn read_inner(&self, wait: Wait<'_>) -> Result<Option<ReadGuard<'_>>> {
-        let page = self.page();
+        let g = self.chain.generation();
+        let page = self.page_at(g);
         let me = self.me();
         let start = clock::now_ns();
-        if self.word().word() == 0 && page.rw.death_pending.load(Ordering::Relaxed) == 0 {
+        if self.word_at(g).word() == 0
+            && page.rw.death_pending.load(Ordering::Relaxed) == 0
+            && page.header.retired.load(Ordering::Relaxed) == 0
+            && !self.chain.needs_attention()
+        {
             if let Some(n) = readers::claim(page, &me, start) {
                 // The reader's half of the handshake: the claim above and
                 // this load are both sequentially consistent.
-                if self.word().word_seq_cst() == 0 {
+                if self.word_at(g).word_seq_cst() == 0 {
                     page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Some(ReadGuard::new(self, n, &me, false, 0)));
+                    return Ok(Some(ReadGuard::new(self, g, n, &me, false, start, 0)));
                 }
                 // A writer came: back out (waking it) and queue.
                 readers::release(page, n, crate::raw::layout::ident(me.pid, me.tid));
             }
         }
-        self.read_slow(Until::new(wait, me.tid, start, start), &me, start)
+        self.read_slow(g, Until::new(wait, me.tid, start, start), &me, start)
     }
 
     #[cold]
     fn read_slow(
         &self,
+        mut g: usize,
         mut until: Until<'_>,
         me: &Me,
         start: u64,
     ) -> Result<Option<ReadGuard<'_>>> {
-        let page = self.page();
-        let _listed =
-            (!until.is_try()).then(|| WaiterEntry::enter(&page.waiters[READER_WAITERS], me, start));
-        let Some(died) = self.take_word(&mut until, me, None)? else {
-            if !until.is_try() {
-                page.rw.read_timeouts.fetch_add(1, Ordering::Relaxed);
+        // Listed as waiting until this reader has its share (a full readers
+        // table is waited for too).
+        let mut _listed = None;
+        let (page, died) = loop {
+            // Before waiting, and after (a wait may be long), check that
+            // the file is still the one at the path, as a mutex does.
+            if self.chain.check_due(g) {
+                g = self.chain.follow_replacement(g)?;
             }
-            return Ok(None);
+            let page = self.page_at(g);
+            _listed = (!until.is_try())
+                .then(|| WaiterEntry::enter(&page.waiters[READER_WAITERS], me, start));
+            let Some(died) = self.take_word(g, &mut until, me, None)? else {
+                if !until.is_try() {
+                    page.rw.read_timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(None);
+            };
+            match self.moved_on(g)? {
+                Some(next) => g = next,
+                None => break (page, died),
+            }
         };
         page.rw.admitting_tid.store(me.tid, Ordering::Relaxed);
         // Holding the word, no writer is in; claim a slot. A full table
@@ -556,55 +622,71 @@ impl RwLock {
         let slot = match slot {
             Ok(n) => n,
             Err(e) => {
-                if died {
-                    page.rw.death_pending.store(1, Ordering::Relaxed);
-                }
-                let _ = self.word().unlock();
+                // The death notice (if any) stays for the next holder.
+                let _ = self.word_at(g).unlock();
                 return match e {
                     Some(e) => Err(e),
                     None => Ok(None),
                 };
             }
         };
-        self.word().unlock().map_err(|e| self.raw_error(e))?;
-        let waited = clock::now_ns().saturating_sub(start);
+        if died {
+            page.rw.death_pending.store(0, Ordering::Relaxed);
+        }
+        self.word_at(g).unlock().map_err(|e| self.raw_error(e))?;
+        let now = clock::now_ns();
+        let waited = now.saturating_sub(start);
         page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
         page.rw.read_contended.fetch_add(1, Ordering::Relaxed);
         page.rw.read_wait_ns.fetch_add(waited, Ordering::Relaxed);
-        Ok(Some(ReadGuard::new(self, slot, me, died, waited)))
+        Ok(Some(ReadGuard::new(self, g, slot, me, died, now, waited)))
     }
 
-    /// Take the writers' word as `until` says (`taken`: this thread took
-    /// it already), stepping aside for an older starving waiter (see
-    /// [`crate::wait`]); `Some(told)` with whether the previous holder
-    /// died (and this caller is the one told), `None` when the wait ended
-    /// without it.
+    /// Holding generation `g`'s word, just taken: if a check of the lock
+    /// file is due and it was replaced, hand the word on (a death notice
+    /// this holder was told of stays in `death_pending` for the next) and
+    /// return the generation to take instead.
+    fn moved_on(&self, g: usize) -> Result<Option<usize>> {
+        if !self.chain.check_due(g) {
+            return Ok(None);
+        }
+        match self.chain.follow_replacement(g) {
+            Ok(next) if next == g => Ok(None),
+            other => {
+                let _ = self.word_at(g).unlock();
+                other.map(Some)
+            }
+        }
+    }
+
+    /// Take generation `g`'s writers' word as `until` says (`taken`: this
+    /// thread took it already), stepping aside for an older starving
+    /// waiter (see [`crate::wait`]); `Some(told)` with whether the previous
+    /// holder died (and this caller is the one told), `None` when the wait
+    /// ended without it.
     fn take_word(
         &self,
+        g: usize,
         until: &mut Until<'_>,
         me: &Me,
         mut taken: Option<Acquire>,
     ) -> Result<Option<bool>> {
+        let at = RwWord { rw: self, g };
         loop {
             let got = match taken.take() {
                 Some(got) => got,
-                None => match self.word().try_lock().map_err(|e| self.raw_error(e))? {
+                None => match self.word_at(g).try_lock().map_err(|e| self.raw_error(e))? {
                     Acquire::Busy if until.is_try() => return Ok(None),
-                    Acquire::Busy => match wait::queue(self, until)? {
+                    Acquire::Busy => match wait::queue(&at, until)? {
                         Some(got) => got,
                         None => return Ok(None),
                     },
                     got => got,
                 },
             };
-            let died = self.death_told(got == Acquire::OwnerDied, me);
-            match wait::make_way(self, until, died)? {
-                Way::Clear => {
-                    if died {
-                        self.page().stats.owner_died.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return Ok(Some(died));
-                }
+            let died = self.after_word(g, got == Acquire::OwnerDied, me);
+            match wait::make_way(&at, until, died)? {
+                Way::Clear => return Ok(Some(died)),
                 Way::Again => {}
                 Way::GaveUp => return Ok(None),
             }
@@ -612,35 +694,53 @@ impl RwLock {
     }
 
     /// Just after taking the word: whether to tell this holder that a
-    /// writer died, counted.
-    #[inline]
-    fn after_word(&self, word_died: bool, me: &Me) -> bool {
-        let died = self.death_told(word_died, me);
-        if died {
-            self.page().stats.owner_died.fetch_add(1, Ordering::Relaxed);
-        }
-        died
-    }
-
-    /// Just after taking the word: whether to tell this holder that a
-    /// writer died (the word said its owner died and that owner was not a
-    /// reader being admitted, or a writer ended abandoned). Not counted: a
-    /// holder that steps aside passes the notice on.
-    #[inline]
-    fn death_told(&self, word_died: bool, me: &Me) -> bool {
-        let page = self.page();
+    /// writer died, counting each death once.
+    ///
+    /// Which holder of the word died is told by the writer's record, not
+    /// by who held the word: a writer writes its record once it has the
+    /// lock to itself, just before its guard is returned, and clears it
+    /// just before it lets go. So a word whose holder died while the record
+    /// names a writer lost a writer in the middle of its work: tell. Any
+    /// other holder that died (a writer waiting for readers to leave, or
+    /// one that had finished, or a reader being admitted, at any point,
+    /// however early) changed nothing: tell nobody.
+    ///
+    /// A holder told of a death keeps the notice in `death_pending`
+    /// ([`DEATH_CARRIED`], stored before anything else is done about it)
+    /// until it has passed it on (its record written, or its share taken,
+    /// just before its acquisition returns): should it die or give up
+    /// first, the next holder is told instead, and the death is counted
+    /// once.
+    fn after_word(&self, g: usize, word_died: bool, me: &Me) -> bool {
+        let page = self.page_at(g);
         // Plain loads first: both are almost always 0, and a swap would
         // cost an atomic read-modify-write on every write.
         let admitting = match page.rw.admitting_tid.load(Ordering::Relaxed) {
             0 => 0,
             _ => page.rw.admitting_tid.swap(0, Ordering::Relaxed),
         };
-        let mut died = word_died;
-        if word_died && admitting != 0 && admitting != me.tid {
+        let pending = page.rw.death_pending.load(Ordering::Relaxed);
+        if word_died {
+            owner::repair(&page.owner);
+        }
+        let writer_died = word_died && page.owner.tid.load(Ordering::Relaxed) != 0;
+        let died = writer_died || pending != 0;
+        if died && pending != DEATH_CARRIED {
+            page.rw
+                .death_pending
+                .store(DEATH_CARRIED, Ordering::Relaxed);
+        }
+        if writer_died {
+            // (If the writer had ended abandoned and died before it let go,
+            // this counts for both.)
+            self.record_writer_death(page);
+            page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
+        } else if pending == DEATH_ABANDONED {
+            page.stats.owner_died.fetch_add(1, Ordering::Relaxed);
+        }
+        if word_died && !writer_died && admitting != 0 && admitting != me.tid {
             // A reader died while being admitted: count it (unless its slot
-            // holds its bit: then the drain's reaping counts it), tell
-            // nobody.
-            died = false;
+            // holds its bit: then the drain's reaping counts it).
             let occupied = page.rw.occupied.load(Ordering::Acquire);
             let in_table = page.readers.iter().enumerate().any(|(n, s)| {
                 s.ident.load(Ordering::Acquire) as u32 == admitting && occupied & (1 << n) != 0
@@ -649,63 +749,96 @@ impl RwLock {
                 page.rw.reader_deaths.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if word_died {
-            owner::repair(&page.owner);
-        }
-        if page.rw.death_pending.load(Ordering::Relaxed) != 0
-            && page.rw.death_pending.swap(0, Ordering::Relaxed) != 0
-        {
-            died = true;
-        }
         died
+    }
+
+    /// Record in the event ring the writer that died holding the word, as
+    /// its record names it, and clear the record. Called holding the word.
+    #[cold]
+    fn record_writer_death(&self, page: &RwPage) {
+        let rec = &page.owner;
+        let tid = rec.tid.load(Ordering::Relaxed);
+        if tid == 0 {
+            return;
+        }
+        let acquired = rec.acquired_mono_ns.load(Ordering::Relaxed);
+        let program = rec.program.load();
+        events::push_shared(
+            &page.events,
+            &Who {
+                ident: crate::raw::layout::ident(rec.pid.load(Ordering::Relaxed), tid),
+                program: &program,
+            },
+            &HoldRecord {
+                acquired_mono_ns: acquired,
+                waited_ns: 0,
+                held_ns: clock::now_ns().saturating_sub(acquired),
+                owner_died: rec.flags.load(Ordering::Relaxed) & FLAG_OWNER_DIED != 0,
+            },
+            RwEvent {
+                read: false,
+                died: true,
+            },
+        );
+        owner::clear(rec);
     }
 
     #[inline]
     fn write_inner(&self, wait: Wait<'_>) -> Result<Option<WriteGuard<'_>>> {
-        let page = self.page();
+        let mut g = self.chain.generation();
+        if self.chain.needs_attention() || self.chain.retired(g) {
+            g = self.chain.follow_replacement(g)?;
+        }
         let me = self.me();
-        let got = self.word().try_lock().map_err(|e| self.raw_error(e))?;
+        let got = self.word_at(g).try_lock().map_err(|e| self.raw_error(e))?;
         // Read the clock only once on the uncontended path.
         let start = clock::now_ns();
         let mut until = Until::new(wait, me.tid, start, start);
         let died = match got {
             Acquire::Busy if until.is_try() => return Ok(None),
             // An older interruptible waiter may ask this one to step aside.
-            Acquire::Taken | Acquire::OwnerDied if !starvation::posted(&page.header) => {
-                self.after_word(got == Acquire::OwnerDied, &me)
+            Acquire::Taken | Acquire::OwnerDied if !starvation::posted(&self.page_at(g).header) => {
+                self.after_word(g, got == Acquire::OwnerDied, &me)
             }
             _ => {
-                let _listed = (got == Acquire::Busy)
-                    .then(|| WaiterEntry::enter(&page.waiters[WRITER_WAITERS], &me, start));
-                let taken = (got != Acquire::Busy).then_some(got);
-                match self.take_word(&mut until, &me, taken)? {
-                    Some(died) => died,
-                    None => {
+                let mut taken = (got != Acquire::Busy).then_some(got);
+                loop {
+                    // As for a read: check the file before and after waiting.
+                    if taken.is_none() && self.chain.check_due(g) {
+                        g = self.chain.follow_replacement(g)?;
+                    }
+                    let page = self.page_at(g);
+                    let _listed = taken
+                        .is_none()
+                        .then(|| WaiterEntry::enter(&page.waiters[WRITER_WAITERS], &me, start));
+                    let Some(died) = self.take_word(g, &mut until, &me, taken.take())? else {
                         if !until.is_try() {
                             stats::on_timeout(&page.stats);
                         }
                         return Ok(None);
+                    };
+                    match self.moved_on(g)? {
+                        Some(next) => g = next,
+                        None => break died,
                     }
                 }
             }
         };
         let mut waited = until.waited();
+        let page = self.page_at(g);
         // The writer's half of the handshake (see `readers::any_rmw`).
         if readers::any_rmw(page) {
             waited = true;
             let drained = {
                 let _listed = WaiterEntry::enter(&page.waiters[WRITER_WAITERS], &me, start);
-                self.drain(&mut until)
+                self.drain(g, &mut until)
             };
             match drained {
                 Ok(true) => {}
                 other => {
-                    // Timed out or interrupted: hand the word on, keeping a
-                    // death notice for the next holder.
-                    if died {
-                        page.rw.death_pending.store(1, Ordering::Relaxed);
-                    }
-                    let _ = self.word().unlock();
+                    // Timed out or interrupted: hand the word on; a death
+                    // notice stays for the next holder (in death_pending).
+                    let _ = self.word_at(g).unlock();
                     if !until.is_try() && other.is_ok() {
                         stats::on_timeout(&page.stats);
                     }
@@ -717,9 +850,15 @@ impl RwLock {
         let waited_ns = waited.then(|| now.saturating_sub(start));
         self.writing.store(true, Ordering::Relaxed);
         owner::write(&page.owner, &me, now, died, self.label.is_some());
+        if died {
+            // The record names this writer now: should it die, the next
+            // holder is told anyway.
+            page.rw.death_pending.store(0, Ordering::Relaxed);
+        }
         stats::on_acquire(&page.stats, waited_ns, false);
         Ok(Some(WriteGuard::new(
             self,
+            g,
             me.tid,
             died,
             waited_ns.unwrap_or(0),
@@ -728,8 +867,8 @@ impl RwLock {
 
     /// Holding the word, wait until no reader slot is taken: `Ok(false)`
     /// when the deadline passed (or a try found readers).
-    fn drain(&self, until: &mut Until<'_>) -> Result<bool> {
-        let page = self.page();
+    fn drain(&self, g: usize, until: &mut Until<'_>) -> Result<bool> {
+        let page = self.page_at(g);
         let rw = &page.rw;
         rw.writer_waiting.store(1, Ordering::SeqCst);
         let mut last_check = clock::now_ns();
@@ -762,63 +901,131 @@ impl RwLock {
         result
     }
 
-    /// Release a write hold (from [`WriteGuard`]'s drop or downgrade).
-    fn exit_write(&self, abandoned: bool, me: &Me) {
-        let page = self.page();
+    /// Release a write hold (from [`WriteGuard`]'s drop or downgrade),
+    /// recording it in the event ring; returns when (`CLOCK_MONOTONIC`
+    /// ns). `died` and `waited_ns` are the hold's, for its event.
+    fn exit_write(&self, g: usize, abandoned: bool, me: &Me, died: bool, waited_ns: u64) -> u64 {
+        let page = self.page_at(g);
         let acquired = owner::acquired_ns(&page.owner);
         let now = clock::now_ns();
-        stats::on_release(&page.stats, me, now.saturating_sub(acquired), acquired);
-        owner::clear(&page.owner);
+        let held_ns = now.saturating_sub(acquired);
+        stats::on_release(&page.stats, me, held_ns, acquired);
+        events::push_shared(
+            &page.events,
+            &Who::from(me),
+            &HoldRecord {
+                acquired_mono_ns: acquired,
+                waited_ns,
+                held_ns,
+                owner_died: died,
+            },
+            RwEvent {
+                read: false,
+                died: false,
+            },
+        );
         if abandoned {
-            page.rw.death_pending.store(1, Ordering::Relaxed);
+            // Before the record is cleared: no moment without a notice.
+            page.rw
+                .death_pending
+                .store(DEATH_ABANDONED, Ordering::Relaxed);
         }
+        owner::clear(&page.owner);
         self.writing.store(false, Ordering::Relaxed);
         // Unlock cannot fail for the holding thread.
-        let _ = self.word().unlock();
+        let _ = self.word_at(g).unlock();
+        if self.chain.release_check_due(g, now) {
+            self.chain.check_after_release(g);
+        }
+        now
     }
 
-    /// The writer holding the lock, if any (a writer waiting for readers
-    /// to drain is not shown until it writes).
+    /// If the lock file in use was unlinked and another file now sits at
+    /// the lock path, move this handle to that file; `Ok(true)` if it
+    /// moved (as [`crate::Mutex::follow`]). The inspection methods call
+    /// it; a caller that follows events with [`RwLock::events_since`]
+    /// calls it first and starts again from 0 when it returns `true`.
     ///
     /// # Errors
     ///
-    /// None today; kept fallible like [`crate::Mutex::owner`].
+    /// The errors of opening the new file ([`Error::NotFound`] excepted),
+    /// or [`Error::ReplacedTooOften`].
+    pub fn follow(&self) -> Result<bool> {
+        self.chain.follow()
+    }
+
+    /// The writer holding the lock, if any (a writer waiting for readers
+    /// to drain is not shown until it writes). Follows a replaced lock
+    /// file ([`RwLock::follow`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`RwLock::follow`].
     pub fn writer(&self) -> Result<Option<Owner>> {
-        let page = self.page();
-        Ok(owner::read_with_word(&page.owner, Some(self.word().word())))
+        let page = self.chain.page_to_read()?;
+        Ok(owner::read_with_word(
+            &page.owner,
+            Some(page.mutex.mutex.word()),
+        ))
     }
 
     /// The readers holding the lock now, longest first (dead readers not
-    /// yet freed are left out).
+    /// yet freed are left out). Follows a replaced lock file (or, if the
+    /// file now at the path cannot be opened, reads the one in use).
     pub fn readers(&self) -> Vec<Reader> {
-        readers::list(self.page())
+        readers::list(self.page_to_read())
     }
 
-    /// Threads waiting to write, longest first.
+    /// Threads waiting to write, longest first (following a replaced lock
+    /// file as [`RwLock::readers`] does).
     pub fn writers_waiting(&self) -> Vec<Waiter> {
-        waiters::scan(&self.page().waiters[WRITER_WAITERS], Scan::LiveReadOnly)
+        waiters::scan(
+            &self.page_to_read().waiters[WRITER_WAITERS],
+            Scan::LiveReadOnly,
+        )
     }
 
-    /// Threads waiting to read, longest first.
+    /// Threads waiting to read, longest first (following a replaced lock
+    /// file as [`RwLock::readers`] does).
     pub fn readers_waiting(&self) -> Vec<Waiter> {
-        waiters::scan(&self.page().waiters[READER_WAITERS], Scan::LiveReadOnly)
+        waiters::scan(
+            &self.page_to_read().waiters[READER_WAITERS],
+            Scan::LiveReadOnly,
+        )
     }
 
-    /// The statistics.
+    /// Holds of both kinds, and deaths found, numbered `from` and later
+    /// that are still in the ring, and the number to pass next time (as
+    /// [`crate::Mutex::events_since`]; [`Event::read`] tells the kind,
+    /// [`Event::died`] a holder found dead). Start with
+    /// [`RwLock::event_head`] to see only new events.
+    pub fn events_since(&self, from: u64) -> (Vec<Event>, u64) {
+        events::read_from(&self.chain.current_page().events, from)
+    }
+
+    /// Number of events recorded in the ring so far.
+    pub fn event_head(&self) -> u64 {
+        events::head(&self.chain.current_page().events)
+    }
+
+    /// The statistics (following a replaced lock file as
+    /// [`RwLock::readers`] does).
     pub fn stats(&self) -> RwStats {
-        stats_of(self.file())
+        stats_of_page(self.page_to_read())
     }
 
     /// The raw shared state: (writers' word, admitting reader's tid,
-    /// held-slot bitmap). For the torture harness, which inspects a
-    /// stopped process; not a stable interface.
+    /// held-slot bitmap, the writer record's tid). For the torture harness
+    /// and tests, which inspect a stopped or dead process; not a stable
+    /// interface.
     #[doc(hidden)]
-    pub fn raw_state(&self) -> (u32, u32, u64) {
-        let page = self.page();
+    pub fn raw_state(&self) -> (u32, u32, u64, u32) {
+        let page = self.chain.current_page();
         (
-            self.word().word(),
+            page.mutex.mutex.word(),
             page.rw.admitting_tid.load(Ordering::Acquire),
             page.rw.occupied.load(Ordering::Acquire),
+            page.owner.tid.load(Ordering::Acquire),
         )
     }
 
@@ -831,7 +1038,10 @@ impl RwLock {
 /// The statistics of the readers-writer lock mapped by `file` (the caller
 /// checked the kind).
 pub(crate) fn stats_of(file: &LockFile) -> RwStats {
-    let page = file.map.rw_page();
+    stats_of_page(file.map.rw_page())
+}
+
+fn stats_of_page(page: &RwPage) -> RwStats {
     let rw = &page.rw;
     let writes = stats::snapshot(&page.stats);
     RwStats {
@@ -853,13 +1063,11 @@ pub(crate) fn readers_of(file: &LockFile) -> Vec<Reader> {
 
 impl Drop for RwLock {
     fn drop(&mut self) {
-        if self.writing.load(Ordering::Relaxed)
-            && let Some(file) = self.file.take()
-        {
+        if self.writing.load(Ordering::Relaxed) {
             // A leaked guard: a write hold links the word into this
             // thread's robust list, which must never point at unmapped
             // memory.
-            file.map.leak();
+            self.chain.leak();
         }
     }
 }
@@ -868,7 +1076,7 @@ impl std::fmt::Debug for RwLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RwLock")
             .field("name", &self.name)
-            .field("path", &self.file().path)
+            .field("path", &self.chain.path())
             .finish()
     }
 }

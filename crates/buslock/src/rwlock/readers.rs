@@ -14,6 +14,7 @@ use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::clock;
+use crate::events::{self, HoldRecord, RwEvent, Who};
 use crate::identity::{Me, ProcessState, process_state, thread_of};
 use crate::raw::layout::{READER_SLOTS, RwPage, WaiterSlot, ident, split_ident, text_string};
 
@@ -60,19 +61,20 @@ pub(super) fn claim(page: &RwPage, me: &Me, now_mono: u64) -> Option<usize> {
 }
 
 /// Give back slot `n` claimed as `id`, and wake a writer waiting for the
-/// readers to drain. Does nothing if the slot no longer holds `id` (a
-/// writer judged us dead, which cannot happen to a live thread, or a
-/// `fork`ed child dropping its copy of a guard).
+/// readers to drain; `false` (nothing done) if the slot no longer holds
+/// `id` (a writer judged us dead, which cannot happen to a live thread, or
+/// a `fork`ed child dropping its copy of a guard).
 #[inline]
-pub(super) fn release(page: &RwPage, n: usize, id: u64) {
+pub(super) fn release(page: &RwPage, n: usize, id: u64) -> bool {
     let slot = &page.readers[n];
     if slot.ident.load(Ordering::Relaxed) != id {
-        return;
+        return false;
     }
     page.rw.occupied.fetch_and(!(1 << n), Ordering::SeqCst);
     slot.start_time.store(0, Ordering::Relaxed);
     slot.ident.store(0, Ordering::Release);
     leave(page);
+    true
 }
 
 /// A reader left (its bit was cleared, sequentially consistent): if a
@@ -128,9 +130,10 @@ pub(super) fn any_rmw(page: &RwPage) -> bool {
 }
 
 /// Free the slots of readers that died; returns how many of them held the
-/// lock, each counted once in the reader deaths. The bit is cleared while
-/// the dead reader's `ident` still keeps the slot from being claimed, so
-/// it can only be that reader's; whoever clears a set bit counts it.
+/// lock, each counted once in the reader deaths and recorded in the event
+/// ring. The bit is cleared while the dead reader's `ident` still keeps
+/// the slot from being claimed, so it can only be that reader's; whoever
+/// clears a set bit counts it.
 pub(super) fn reap(page: &RwPage) -> u64 {
     let mut freed = 0;
     for (n, slot) in page.readers.iter().enumerate() {
@@ -139,6 +142,25 @@ pub(super) fn reap(page: &RwPage) -> u64 {
             let bit = 1u64 << n;
             if page.rw.occupied.fetch_and(!bit, Ordering::SeqCst) & bit != 0 {
                 freed += 1;
+                let since = slot.since_mono_ns.load(Ordering::Relaxed);
+                let program = slot.program.load();
+                events::push_shared(
+                    &page.events,
+                    &Who {
+                        ident: id,
+                        program: &program,
+                    },
+                    &HoldRecord {
+                        acquired_mono_ns: since,
+                        waited_ns: 0,
+                        held_ns: clock::now_ns().saturating_sub(since),
+                        owner_died: false,
+                    },
+                    RwEvent {
+                        read: true,
+                        died: true,
+                    },
+                );
             }
             let _ = slot
                 .ident
