@@ -91,33 +91,16 @@ impl<'a> From<&'a Me> for Who<'a> {
 /// Append an event. Called under the lock.
 #[inline]
 pub(crate) fn push(ring: &EventRing, me: &Me, hold: &HoldRecord) {
-    let n = ring.head.load(Ordering::Relaxed);
-    let slot = &ring.slots[(n % EVENT_SLOTS as u64) as usize];
-    slot.write(u64::MAX, n + 1, |slot| {
-        slot.ident.store(ident(me.pid, me.tid), Ordering::Relaxed);
-        slot.acquired_mono_ns
-            .store(hold.acquired_mono_ns, Ordering::Relaxed);
-        slot.waited_ns.store(hold.waited_ns, Ordering::Relaxed);
-        slot.held_ns.store(hold.held_ns, Ordering::Relaxed);
-        slot.flags.store(
-            if hold.owner_died {
-                u64::from(FLAG_OWNER_DIED)
-            } else {
-                0
-            },
-            Ordering::Relaxed,
-        );
-        slot.program.store(me.program);
-    });
-    ring.head.store(n + 1, Ordering::Release);
+    let kind = RwEvent {
+        read: false,
+        died: false,
+    };
+    push_exclusive(ring, &Who::from(me), hold, kind);
 }
 
-/// Append an event to a ring with many writers (a readers-writer lock's):
-/// claim the next number, then fill its slot. Not under any lock.
+/// The flag bits of an event.
 #[inline]
-pub(crate) fn push_shared(ring: &EventRing, who: &Who<'_>, hold: &HoldRecord, kind: RwEvent) {
-    let n = ring.head.fetch_add(1, Ordering::Relaxed);
-    let slot = &ring.slots[(n % EVENT_SLOTS as u64) as usize];
+fn flags(hold: &HoldRecord, kind: RwEvent) -> u64 {
     let mut flags = 0;
     if hold.owner_died {
         flags |= FLAG_OWNER_DIED;
@@ -128,17 +111,44 @@ pub(crate) fn push_shared(ring: &EventRing, who: &Who<'_>, hold: &HoldRecord, ki
     if kind.died {
         flags |= FLAG_DIED;
     }
-    // The number is this writer's alone (claimed above); a writer of the
-    // same slot EVENT_SLOTS events later is told apart by its number.
+    u64::from(flags)
+}
+
+/// Fill event `n`'s slot.
+#[inline]
+fn write_slot(ring: &EventRing, n: u64, who: &Who<'_>, hold: &HoldRecord, flags: u64) {
+    let slot = &ring.slots[(n % EVENT_SLOTS as u64) as usize];
     slot.write(u64::MAX, n + 1, |slot| {
         slot.ident.store(who.ident, Ordering::Relaxed);
         slot.acquired_mono_ns
             .store(hold.acquired_mono_ns, Ordering::Relaxed);
         slot.waited_ns.store(hold.waited_ns, Ordering::Relaxed);
         slot.held_ns.store(hold.held_ns, Ordering::Relaxed);
-        slot.flags.store(u64::from(flags), Ordering::Relaxed);
+        slot.flags.store(flags, Ordering::Relaxed);
         slot.program.store(who.program);
     });
+}
+
+/// Append an event while no other thread can append: a mutex's holder, or
+/// a readers-writer lock's writer holding it alone (readers record their
+/// events before they give their share back, so none is recording while a
+/// writer holds). The head is published after the event, with a plain
+/// store (no locked instruction).
+#[inline]
+pub(crate) fn push_exclusive(ring: &EventRing, who: &Who<'_>, hold: &HoldRecord, kind: RwEvent) {
+    let n = ring.head.load(Ordering::Relaxed);
+    write_slot(ring, n, who, hold, flags(hold, kind));
+    ring.head.store(n + 1, Ordering::Release);
+}
+
+/// Append an event to a ring with many writers (a readers-writer lock's
+/// readers): claim the next number, then fill its slot. Not under any lock.
+/// The number is this writer's alone; a writer of the same slot
+/// [`EVENT_SLOTS`] events later is told apart by its number.
+#[inline]
+pub(crate) fn push_shared(ring: &EventRing, who: &Who<'_>, hold: &HoldRecord, kind: RwEvent) {
+    let n = ring.head.fetch_add(1, Ordering::Relaxed);
+    write_slot(ring, n, who, hold, flags(hold, kind));
 }
 
 /// Number of events ever written.

@@ -830,3 +830,27 @@ fn a_writer_killed_while_waiting_for_readers_is_not_told() {
     assert!(!rw.read().unwrap().previous_owner_died());
     assert_eq!(rw.stats().writer_deaths, 0);
 }
+
+/// Reads are counted in each reader's slot (no shared counter): the total
+/// is exact with threads reading at once, through handles of their own and
+/// through one shared handle.
+#[test]
+fn reads_counted_per_slot_add_up_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let rw = open(dir.path());
+    let before = rw.stats().reads;
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let rw = &rw;
+            let dir = dir.path();
+            s.spawn(move || {
+                let own = open(dir);
+                for i in 0..500 {
+                    let h = if (t + i) % 2 == 0 { rw } else { &own };
+                    drop(h.read().unwrap());
+                }
+            });
+        }
+    });
+    assert_eq!(rw.stats().reads, before + 8 * 500);
+}

@@ -265,6 +265,30 @@ pub struct WaiterSlot {
     pub program: Text,
 }
 
+/// One entry of a readers-writer lock's readers table: a [`WaiterSlot`]
+/// whose fourth word counts the reads taken through the slot. `ident` is
+/// claimed by compare-and-swap from 0; the other fields follow,
+/// `start_time` last.
+#[repr(C)]
+pub struct ReaderSlot {
+    /// pid << 32 | tid of the reader; 0 when free.
+    pub ident: AtomicU64,
+    /// Reader process start time (0 while the slot is being filled).
+    pub start_time: AtomicU64,
+    /// When it took its share, `CLOCK_MONOTONIC` ns.
+    pub since_mono_ns: AtomicU64,
+    /// Read acquisitions made through this slot, ever. Written only by the
+    /// reader that holds the slot (a plain load and store: no other thread
+    /// writes it then), so that counting a read costs no locked
+    /// instruction; [`RwBlock::read_acquisitions`] plus every slot's count
+    /// is the total.
+    pub reads: AtomicU64,
+    /// Reader program name (or its handle's label).
+    pub program: Text,
+}
+
+const _: () = assert!(core::mem::size_of::<ReaderSlot>() == core::mem::size_of::<WaiterSlot>());
+
 /// One completed hold, written at release.
 #[repr(C)]
 pub struct Event {
@@ -332,7 +356,8 @@ pub struct RwBlock {
     /// admitted; 0 otherwise. If that reader dies there, the next taker of
     /// the word knows it was a reader, not a writer.
     pub admitting_tid: AtomicU32,
-    /// Read acquisitions.
+    /// Read acquisitions not counted in a reader slot (each slot counts
+    /// its own, [`ReaderSlot::reads`]; the total is this plus theirs).
     pub read_acquisitions: AtomicU64,
     /// Read acquisitions that had to wait.
     pub read_contended: AtomicU64,
@@ -364,7 +389,7 @@ pub struct RwPage {
     /// The readers' state.
     pub rw: RwBlock,
     /// Who reads.
-    pub readers: [WaiterSlot; READER_SLOTS],
+    pub readers: [ReaderSlot; READER_SLOTS],
     /// What happened lately: holds of both kinds, deaths found.
     pub events: EventRing,
 }

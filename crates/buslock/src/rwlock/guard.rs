@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{RwLock, held, readers};
@@ -89,13 +88,14 @@ impl<'a> ReadGuard<'a> {
         held
     }
 
-    /// Give the share back, then record the hold in the event ring (after:
-    /// a writer waiting for the share need not wait for the bookkeeping).
+    /// Record the hold in the event ring, then give the share back (in
+    /// that order: while a writer holds the lock no reader is recording,
+    /// so the writer records its own events without a locked instruction).
     #[inline]
     pub(super) fn release(lock: &RwLock, share: &Share) {
         let g = share.generation as usize;
         let page = lock.page_at(g);
-        if readers::release(page, share.slot as usize, share.id) {
+        if readers::holds(page, share.slot as usize, share.id) {
             let now = crate::clock::now_ns();
             events::push_shared(
                 &page.events,
@@ -114,6 +114,7 @@ impl<'a> ReadGuard<'a> {
                     died: false,
                 },
             );
+            readers::release(page, share.slot as usize, share.id);
             if lock.chain.release_check_due(g, now) {
                 lock.chain.check_after_release(g);
             }
@@ -333,7 +334,7 @@ impl<'a> WriteGuard<'a> {
         let waited_ns = self.waited_ns;
         core::mem::forget(self);
         let now = lock.exit_write(g, false, &me, died, waited_ns);
-        page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
+        readers::count_read(page, slot);
         held::set(lock.key(g), held::Hold::Read);
         ReadGuard::new(lock, g, slot, &me, died, now, 0)
     }

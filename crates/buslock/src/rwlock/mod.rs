@@ -83,8 +83,13 @@
 //!   a reader whose share a writer (or a reader waiting for a slot) freed,
 //!   a writer whose death the next holder was told of. Readers release at
 //!   the same time, so each claims its event's number with an atomic add
-//!   (see `events.rs`); a read's release records its event after giving
-//!   its share back, so a waiting writer does not wait for it.
+//!   (see `events.rs`); a read's release records its event before it
+//!   gives its share back, so that no reader records while a writer holds
+//!   the lock and a writer records its own with plain stores. Reads are
+//!   counted in the reader's slot ([`crate::raw::layout::ReaderSlot`]),
+//!   which only its holder writes, not in one shared counter: the
+//!   uncontended read path has four locked instructions (claim the slot,
+//!   set and clear its bit, claim the event's number).
 //! - **A replaced lock file** is followed as a mutex follows it, by the
 //!   same lock-file handle ([`crate::lockfile::Handle`]): checked before
 //!   and after a wait and at release at most every
@@ -554,7 +559,7 @@ impl RwLock {
                 // The reader's half of the handshake: the claim above and
                 // this load are both sequentially consistent.
                 if self.word_at(g).word_seq_cst() == 0 {
-                    page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
+                    readers::count_read(page, n);
                     return Ok(Some(ReadGuard::new(self, g, n, &me, false, start, 0)));
                 }
                 // A writer came: back out (waking it) and queue.
@@ -636,7 +641,7 @@ impl RwLock {
         self.word_at(g).unlock().map_err(|e| self.raw_error(e))?;
         let now = clock::now_ns();
         let waited = now.saturating_sub(start);
-        page.rw.read_acquisitions.fetch_add(1, Ordering::Relaxed);
+        readers::count_read(page, slot);
         page.rw.read_contended.fetch_add(1, Ordering::Relaxed);
         page.rw.read_wait_ns.fetch_add(waited, Ordering::Relaxed);
         Ok(Some(ReadGuard::new(self, g, slot, me, died, now, waited)))
@@ -910,7 +915,9 @@ impl RwLock {
         let now = clock::now_ns();
         let held_ns = now.saturating_sub(acquired);
         stats::on_release(&page.stats, me, held_ns, acquired);
-        events::push_shared(
+        // Alone: no reader holds a share, and readers record their events
+        // before they give their shares back.
+        events::push_exclusive(
             &page.events,
             &Who::from(me),
             &HoldRecord {
@@ -1047,7 +1054,7 @@ fn stats_of_page(page: &RwPage) -> RwStats {
     RwStats {
         writer_deaths: writes.owner_died,
         writes,
-        reads: rw.read_acquisitions.load(Ordering::Relaxed),
+        reads: readers::reads(page),
         reads_contended: rw.read_contended.load(Ordering::Relaxed),
         read_wait: Duration::from_nanos(rw.read_wait_ns.load(Ordering::Relaxed)),
         read_timeouts: rw.read_timeouts.load(Ordering::Relaxed),

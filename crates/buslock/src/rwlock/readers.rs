@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::clock;
 use crate::events::{self, HoldRecord, RwEvent, Who};
 use crate::identity::{Me, ProcessState, process_state, thread_of};
-use crate::raw::layout::{READER_SLOTS, RwPage, WaiterSlot, ident, split_ident, text_string};
+use crate::raw::layout::{READER_SLOTS, ReaderSlot, RwPage, ident, split_ident, text_string};
 
 /// A reader holding a readers-writer lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +60,33 @@ pub(super) fn claim(page: &RwPage, me: &Me, now_mono: u64) -> Option<usize> {
     None
 }
 
+/// Count a read taken through slot `n`, which the calling thread holds
+/// (so no other thread writes its count: no locked instruction).
+#[inline]
+pub(super) fn count_read(page: &RwPage, n: usize) {
+    let reads = &page.readers[n].reads;
+    reads.store(
+        reads.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// Every read ever counted ([`count_read`] and the block's own counter).
+pub(super) fn reads(page: &RwPage) -> u64 {
+    page.readers.iter().fold(
+        page.rw.read_acquisitions.load(Ordering::Relaxed),
+        |sum, slot| sum.wrapping_add(slot.reads.load(Ordering::Relaxed)),
+    )
+}
+
+/// Whether slot `n` still holds `id` (not: a writer judged this reader
+/// dead, which cannot happen to a live thread, or a `fork`ed child holds a
+/// copy of the guard).
+#[inline]
+pub(super) fn holds(page: &RwPage, n: usize, id: u64) -> bool {
+    page.readers[n].ident.load(Ordering::Relaxed) == id
+}
+
 /// Give back slot `n` claimed as `id`, and wake a writer waiting for the
 /// readers to drain; `false` (nothing done) if the slot no longer holds
 /// `id` (a writer judged us dead, which cannot happen to a live thread, or
@@ -97,7 +124,7 @@ pub(super) fn leave(page: &RwPage) {
 /// Whether slot `slot`, holding `id`, belongs to a reader that no longer
 /// exists: its thread is gone, or its process is not the one that started
 /// at the recorded time.
-fn is_dead(slot: &WaiterSlot, id: u64) -> bool {
+fn is_dead(slot: &ReaderSlot, id: u64) -> bool {
     let (pid, tid) = split_ident(id);
     if !thread_of(pid, tid) {
         return true;
