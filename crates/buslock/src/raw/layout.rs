@@ -25,8 +25,8 @@
 //! |-------:|-----:|-------|------------|---------|
 //! | 0      | 2944 | as above: header, writers' lock word, writer record, write statistics, waiters (writers in slots 0-15, readers in 16-31) | | |
 //! | 2944   | 64   | [`RwBlock`]: drain sequence, writer-waiting flag, pending death notice, admitting reader, read counters, occupied-slot bitmap | readers and the writer | anyone |
-//! | 3008   | 4096 | [`READER_SLOTS`] × [`WaiterSlot`]: who reads, since when | each reader, its own slot; a writer frees a dead reader's | anyone |
-//! | 7104   | 5184 | [`EventRing`]: the last [`EVENT_SLOTS`] holds of either kind and deaths found ([`FLAG_READ`], [`FLAG_DIED`]); each event's slot claimed by an atomic add on the head, so readers releasing at once each write their own | each reader and writer at release; whoever finds a death | `buslock watch` |
+//! | 3008   | 4096 | [`READER_SLOTS`] × [`ReaderSlot`]: who reads, since when, reads counted per slot | each reader, its own slot; a writer frees a dead reader's | anyone |
+//! | 7104   | 5184 | [`EventRing`]: the last [`EVENT_SLOTS`] holds of either kind and deaths found ([`FLAG_READ`], [`FLAG_DIED`]); a reader claims its event's slot by an atomic add on the head (readers release at once), a writer holding the lock alone by a plain store | each reader and writer at release; whoever finds a death | `buslock watch` |
 //!
 //! Init states: `0` never initialised, `1` being initialised (its
 //! initialiser holds an `flock` on the file; if it died the next opener
