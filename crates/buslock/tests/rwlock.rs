@@ -632,19 +632,25 @@ fn busy_writers(dir: &Path) -> Vec<Helper> {
     busy
 }
 
-#[test]
-fn an_interruptible_writer_is_not_starved_by_a_long_queue() {
+/// Behind those busy writers, take the lock three times with an
+/// interruptible wait (`write`: to write, else to read); each must get it
+/// within the watchdog.
+fn interruptible_gets_in_behind_busy_writers(write: bool) {
     let dir = tempfile::tempdir().unwrap();
     let busy = busy_writers(dir.path());
     let rw = open(dir.path());
     for _ in 0..3 {
-        let g = rw
-            .acquire_write(buslock::Wait::Interruptible {
-                timeout: Some(WATCHDOG),
-                interrupted: &mut || false,
-            })
-            .unwrap();
-        assert!(g.is_some(), "the interruptible writer starved");
+        let mut never = || false;
+        let wait = buslock::Wait::Interruptible {
+            timeout: Some(WATCHDOG),
+            interrupted: &mut never,
+        };
+        let got = if write {
+            rw.acquire_write(wait).unwrap().is_some()
+        } else {
+            rw.acquire_read(wait).unwrap().is_some()
+        };
+        assert!(got, "the interruptible waiter (write: {write}) starved");
     }
     for b in busy {
         b.kill();
@@ -652,22 +658,13 @@ fn an_interruptible_writer_is_not_starved_by_a_long_queue() {
 }
 
 #[test]
+fn an_interruptible_writer_is_not_starved_by_a_long_queue() {
+    interruptible_gets_in_behind_busy_writers(true);
+}
+
+#[test]
 fn an_interruptible_reader_is_not_starved_by_a_long_queue() {
-    let dir = tempfile::tempdir().unwrap();
-    let busy = busy_writers(dir.path());
-    let rw = open(dir.path());
-    for _ in 0..3 {
-        let g = rw
-            .acquire_read(buslock::Wait::Interruptible {
-                timeout: Some(WATCHDOG),
-                interrupted: &mut || false,
-            })
-            .unwrap();
-        assert!(g.is_some(), "the interruptible reader starved");
-    }
-    for b in busy {
-        b.kill();
-    }
+    interruptible_gets_in_behind_busy_writers(false);
 }
 
 /// The events numbered from `from`, waiting (within the watchdog) until at
