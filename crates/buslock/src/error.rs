@@ -3,7 +3,10 @@
 //! Messages are lowercase, name the lock or the path, and say what to do.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::lockfile::LockDir;
+use crate::raw::RawError;
 
 /// Result alias for buslock operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -393,5 +396,25 @@ impl Error {
                 | Error::PidNamespace { .. }
                 | Error::Corrupt { .. }
         )
+    }
+}
+
+/// The [`Error`] for a lock operation the kernel refused ([`RawError`]) on
+/// lock `name`, whose file is `path` in `dir`: one mapping for every
+/// primitive ([`Mutex`](crate::Mutex), [`RwLock`](crate::RwLock)).
+pub(crate) fn from_raw(e: RawError, name: &str, dir: &LockDir, path: &Path) -> Error {
+    match e {
+        RawError::WouldDeadlock => Error::Recursive {
+            name: name.to_owned(),
+        },
+        RawError::Deadlock => crate::deadlock::error(dir, name),
+        RawError::NotOwner => Error::NotOwner {
+            name: name.to_owned(),
+        },
+        RawError::Other(code) => Error::Io {
+            path: path.to_path_buf(),
+            action: "lock",
+            source: io::Error::from_raw_os_error(code),
+        },
     }
 }

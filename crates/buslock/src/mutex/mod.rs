@@ -284,20 +284,7 @@ impl Mutex {
     }
 
     fn raw_error(&self, e: RawError) -> Error {
-        match e {
-            RawError::WouldDeadlock => Error::Recursive {
-                name: self.name.clone(),
-            },
-            RawError::Deadlock => crate::deadlock::error(self.chain.dir(), &self.name),
-            RawError::NotOwner => Error::NotOwner {
-                name: self.name.clone(),
-            },
-            RawError::Other(code) => Error::Io {
-                path: self.chain.path().to_path_buf(),
-                action: "lock",
-                source: std::io::Error::from_raw_os_error(code),
-            },
-        }
+        crate::error::from_raw(e, &self.name, self.chain.dir(), self.chain.path())
     }
 
     /// Release a lock taken with [`Mutex::acquire`]. The proof is taken out

@@ -404,20 +404,7 @@ impl RwLock {
     }
 
     fn raw_error(&self, e: RawError) -> Error {
-        match e {
-            RawError::WouldDeadlock => Error::Recursive {
-                name: self.name.clone(),
-            },
-            RawError::Deadlock => crate::deadlock::error(self.chain.dir(), &self.name),
-            RawError::NotOwner => Error::NotOwner {
-                name: self.name.clone(),
-            },
-            RawError::Other(code) => Error::Io {
-                path: self.chain.path().to_path_buf(),
-                action: "lock",
-                source: std::io::Error::from_raw_os_error(code),
-            },
-        }
+        crate::error::from_raw(e, &self.name, self.chain.dir(), self.chain.path())
     }
 
     /// A read after a read, or a write after a read, from this thread. (A
