@@ -79,6 +79,7 @@ pub mod lockdep;
 #[doc(hidden)]
 pub mod lockfile;
 mod mutex;
+mod options;
 mod owner;
 #[doc(hidden)]
 pub mod raw;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use super::Mutex;
 use crate::error::Result;
 use crate::legacy::{Companion, LegacyLock};
-use crate::lockfile::{IntoLockName, LockDir, NameArg, OpenMode};
+use crate::lockfile::{IntoLockName, LockDir, OpenMode};
+use crate::options::Options;
 
 /// Configures how a [`Mutex`] is opened.
 ///
@@ -17,27 +18,19 @@ use crate::lockfile::{IntoLockName, LockDir, NameArg, OpenMode};
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until .open() is called"]
 pub struct Builder {
-    name: NameArg,
-    dir: Option<PathBuf>,
-    mode: OpenMode,
+    options: Options,
     legacy: Option<PathBuf>,
     legacy_semaphore: Option<String>,
     legacy_poll: Option<std::time::Duration>,
-    label: Option<String>,
-    lockdep: Option<crate::lockdep::Mode>,
 }
 
 impl Builder {
     pub(super) fn new(name: impl IntoLockName) -> Self {
         Builder {
-            name: NameArg::new(name),
-            dir: None,
-            mode: OpenMode::Create,
+            options: Options::new(name),
             legacy: None,
             legacy_semaphore: None,
             legacy_poll: None,
-            label: None,
-            lockdep: None,
         }
     }
 
@@ -53,7 +46,7 @@ impl Builder {
     /// # Ok::<(), buslock::Error>(())
     /// ```
     pub fn label(mut self, label: &str) -> Self {
-        self.label = Some(label.to_owned());
+        self.options.label(label);
         self
     }
 }
@@ -70,13 +63,13 @@ impl Builder {
     /// # Ok::<(), buslock::Error>(())
     /// ```
     pub fn lockdep(mut self, mode: crate::lockdep::Mode) -> Self {
-        self.lockdep = Some(mode);
+        self.options.lockdep(mode);
         self
     }
 
     /// Use lock directory `dir` instead of `$BUSLOCK_DIR` or the default.
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.dir = Some(dir.into());
+        self.options.dir(dir.into());
         self
     }
 
@@ -84,11 +77,7 @@ impl Builder {
     /// `true`). Inspection tools pass `false` so that looking does not
     /// create.
     pub fn create(mut self, create: bool) -> Self {
-        self.mode = if create {
-            OpenMode::Create
-        } else {
-            OpenMode::Existing
-        };
+        self.options.create(create);
         self
     }
 
@@ -159,12 +148,12 @@ impl Builder {
     /// An invalid name, an unusable lock directory, or a lock file that is
     /// not a valid buslock file for this program; see [`Error`](crate::Error).
     pub fn open(self) -> Result<Mutex> {
-        let name = self.name.get()?;
+        let name = self.options.name.get()?;
         // Only a program that may create the lock file may create the
         // system lock directory (as root); see `lockfile::dir`.
-        let dir = match self.mode {
-            OpenMode::Create => LockDir::resolve_for_locking(self.dir.as_deref())?,
-            OpenMode::Existing => LockDir::resolve(self.dir.as_deref())?,
+        let dir = match self.options.mode {
+            OpenMode::Create => LockDir::resolve_for_locking(self.options.dir.as_deref())?,
+            OpenMode::Existing => LockDir::resolve(self.options.dir.as_deref())?,
         };
         let legacy = match &self.legacy_semaphore {
             Some(sem) => {
@@ -189,8 +178,9 @@ impl Builder {
             };
             companion.record(dir.path(), name.as_str());
         }
-        let mut mutex = Mutex::open_with(dir, name, self.mode, legacy, self.lockdep)?;
-        mutex.label = self.label.as_deref().map(crate::identity::intern_label);
+        let mut mutex =
+            Mutex::open_with(dir, name, self.options.mode, legacy, self.options.lockdep)?;
+        mutex.label = self.options.interned_label();
         Ok(mutex)
     }
 }

@@ -124,7 +124,8 @@ use crate::clock;
 use crate::error::{Error, Result};
 use crate::events::{self, Event, HoldRecord, RwEvent, Who};
 use crate::identity::{self, Me};
-use crate::lockfile::{Handle, IntoLockName, LockDir, LockFile, NameArg, OpenMode};
+use crate::lockfile::{Handle, IntoLockName, LockDir, LockFile, OpenMode};
+use crate::options::Options;
 use crate::owner::{self, Owner};
 use crate::raw::futex::{self, Woken};
 use crate::raw::layout::{
@@ -207,42 +208,34 @@ pub struct RwLock {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until .open() is called"]
 pub struct RwBuilder {
-    name: NameArg,
-    dir: Option<PathBuf>,
-    mode: OpenMode,
-    label: Option<String>,
-    lockdep: Option<crate::lockdep::Mode>,
+    options: Options,
 }
 
 impl RwBuilder {
     /// Use lock directory `dir` instead of the default.
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.dir = Some(dir.into());
+        self.options.dir(dir.into());
         self
     }
 
     /// Whether to create the lock file if it does not exist (default:
     /// yes).
     pub fn create(mut self, create: bool) -> Self {
-        self.mode = if create {
-            OpenMode::Create
-        } else {
-            OpenMode::Existing
-        };
+        self.options.create(create);
         self
     }
 
     /// Show `label` instead of the program name in the writer record,
     /// reader slots and waiters.
     pub fn label(mut self, label: &str) -> Self {
-        self.label = Some(label.to_owned());
+        self.options.label(label);
         self
     }
 
     /// Lock-order checking mode for this handle (default: from
     /// `BUSLOCK_LOCKDEP`).
     pub fn lockdep(mut self, mode: crate::lockdep::Mode) -> Self {
-        self.lockdep = Some(mode);
+        self.options.lockdep(mode);
         self
     }
 
@@ -254,21 +247,22 @@ impl RwBuilder {
     /// [`crate::Mutex::open`], and [`Error::WrongKind`] when the name is a
     /// mutex's.
     pub fn open(self) -> Result<RwLock> {
-        let name = self.name.get()?;
+        let options = &self.options;
+        let name = options.name.get()?;
         identity::warm_up();
         clock::refine();
-        let dir = LockDir::resolve(self.dir.as_deref())?;
-        let chain = Handle::open(dir, name.as_str(), self.mode)?;
+        let dir = LockDir::resolve(options.dir.as_deref())?;
+        let chain = Handle::open(dir, name.as_str(), options.mode)?;
         Ok(RwLock {
             lockdep: crate::lockdep::Class::open(
                 chain.dir(),
                 name,
-                self.lockdep,
-                self.mode == OpenMode::Create,
+                options.lockdep,
+                options.mode == OpenMode::Create,
             ),
             name: name.to_string(),
             chain,
-            label: self.label.as_deref().map(identity::intern_label),
+            label: options.interned_label(),
             writing: AtomicBool::new(false),
         })
     }
@@ -344,11 +338,7 @@ impl RwLock {
     /// Start configuring how to open readers-writer lock `name`.
     pub fn builder(name: impl IntoLockName) -> RwBuilder {
         RwBuilder {
-            name: NameArg::new(name),
-            dir: None,
-            mode: OpenMode::Create,
-            label: None,
-            lockdep: None,
+            options: Options::new(name),
         }
     }
 
