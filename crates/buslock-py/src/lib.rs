@@ -13,6 +13,7 @@ mod info;
 mod mutex;
 mod rwlock;
 mod time;
+mod wait;
 
 use std::path::PathBuf;
 

@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use crate::errors::to_py;
 use crate::info::{PyEvent, PyOwner, PyStats, PyWaiter};
 use crate::time;
+use crate::wait;
 
 /// Raise the calling thread's pending lock-order report (warn mode) as a
 /// `buslock.LockOrderWarning`.
@@ -133,31 +134,12 @@ impl PyMutex {
     /// handler raised (KeyboardInterrupt on Ctrl-C); that exception is
     /// raised instead of waiting on, and nothing stays held.
     fn wait(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<Held>> {
-        let mut raised: Option<PyErr> = None;
-        let outcome = py.detach(|| {
-            let mut interrupted = || {
-                Python::attach(
-                    |py| match py.check_signals().and_then(|()| order_warning(py)) {
-                        Ok(()) => false,
-                        Err(e) => {
-                            raised = Some(e);
-                            true
-                        }
-                    },
-                )
-            };
+        wait::interruptible(py, order_warning, |interrupted| {
             self.inner.acquire(Wait::Interruptible {
                 timeout,
-                interrupted: &mut interrupted,
+                interrupted,
             })
-        });
-        match outcome {
-            Ok(held) => Ok(held),
-            Err(buslock::Error::Interrupted { name }) => Err(raised.unwrap_or_else(|| {
-                PyRuntimeError::new_err(format!("waiting for lock '{name}' was interrupted"))
-            })),
-            Err(e) => Err(to_py(py, e)),
-        }
+        })
     }
 
     /// The first try of an acquisition: skipped, when the acquisition
@@ -265,12 +247,7 @@ impl PyMutex {
     #[pyo3(signature = (blocking=Truthy(true), timeout=-1.0), text_signature = "($self, blocking=True, timeout=-1)")]
     fn acquire(&self, py: Python<'_>, blocking: Truthy, timeout: Option<f64>) -> PyResult<bool> {
         let Truthy(blocking) = blocking;
-        let limit = time::timeout(timeout)?;
-        if !blocking && limit.is_some() {
-            return Err(PyValueError::new_err(
-                "can't specify a timeout for a non-blocking call",
-            ));
-        }
+        let limit = wait::limit(blocking, timeout)?;
         let will_wait = blocking && limit != Some(Duration::ZERO);
         let mut held = self.first_try(py, will_wait)?;
         if held.is_none() && will_wait {
@@ -420,34 +397,16 @@ impl PyMutex {
     /// so afterwards, as after an acquire.
     fn reset_stats(&self, py: Python<'_>) -> PyResult<()> {
         self.check_not_mine(py)?;
-        let mut raised: Option<PyErr> = None;
-        let outcome = py.detach(|| {
-            let interrupted = || {
-                Python::attach(|py| match py.check_signals() {
-                    Ok(()) => false,
-                    Err(e) => {
-                        raised = Some(e);
-                        true
-                    }
-                })
-            };
+        let died = wait::interruptible(py, wait::no_check, |interrupted| {
             let guard = self.inner.lock_interruptible(None, interrupted)?;
             let guard = guard.expect("a wait without timeout ends with the lock or an error");
             guard.reset_stats();
-            Ok::<bool, buslock::Error>(guard.previous_owner_died())
-        });
-        match outcome {
-            Ok(died) => {
-                if died {
-                    self.state().previous_owner_died = true;
-                }
-                Ok(())
-            }
-            Err(buslock::Error::Interrupted { name }) => Err(raised.unwrap_or_else(|| {
-                PyRuntimeError::new_err(format!("waiting for lock '{name}' was interrupted"))
-            })),
-            Err(e) => Err(to_py(py, e)),
+            Ok(guard.previous_owner_died())
+        })?;
+        if died {
+            self.state().previous_owner_died = true;
         }
+        Ok(())
     }
 
     /// Threads waiting for the lock now, longest waiting first.

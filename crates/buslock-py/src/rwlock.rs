@@ -19,6 +19,7 @@ use crate::errors::to_py;
 use crate::info::{PyEvent, PyOwner, PyWaiter};
 use crate::mutex::Truthy;
 use crate::time;
+use crate::wait;
 
 /// What one Python `RwLock` object holds, per thread.
 #[derive(Debug, Default)]
@@ -30,6 +31,94 @@ struct State {
     /// Whether the last acquisition through this object was told that a
     /// writer died.
     previous_owner_died: bool,
+}
+
+/// A hold kept between `acquire_*()` and `release_*()`: how it is taken,
+/// kept for its thread in [`State`] and given back, so that reads and
+/// writes share one bookkeeping ([`PyRwLock::acquire`],
+/// [`PyRwLock::release`]).
+trait Hold: Sized + Send {
+    /// `"read"` or `"write"`, as in the method names.
+    const KIND: &'static str;
+
+    /// Take it as `wait` allows.
+    fn take(rw: &buslock::RwLock, wait: Wait<'_>) -> buslock::Result<Option<Self>>;
+
+    /// Whether taking it was told that a writer died.
+    fn died(&self) -> bool;
+
+    /// Keep it as thread `me`'s.
+    fn keep(self, st: &mut State, me: u32);
+
+    /// Take out thread `me`'s, if it has one.
+    fn take_out(st: &mut State, me: u32) -> Option<Self>;
+
+    /// Give it back (`abandoned`: a write is released as after a death).
+    fn give_back(self, rw: &buslock::RwLock, abandoned: bool)
+    -> Result<(), (buslock::Error, Self)>;
+}
+
+impl Hold for ReadHeld {
+    const KIND: &'static str = "read";
+
+    fn take(rw: &buslock::RwLock, wait: Wait<'_>) -> buslock::Result<Option<Self>> {
+        Ok(rw.acquire_read(wait)?.map(ReadGuard::into_held))
+    }
+
+    fn died(&self) -> bool {
+        self.previous_owner_died()
+    }
+
+    fn keep(self, st: &mut State, me: u32) {
+        st.readers.push((me, self));
+    }
+
+    fn take_out(st: &mut State, me: u32) -> Option<Self> {
+        let i = st.readers.iter().position(|(t, _)| *t == me)?;
+        Some(st.readers.swap_remove(i).1)
+    }
+
+    fn give_back(
+        self,
+        rw: &buslock::RwLock,
+        _abandoned: bool,
+    ) -> Result<(), (buslock::Error, Self)> {
+        rw.release_read(self)
+    }
+}
+
+impl Hold for WriteHeld {
+    const KIND: &'static str = "write";
+
+    fn take(rw: &buslock::RwLock, wait: Wait<'_>) -> buslock::Result<Option<Self>> {
+        Ok(rw.acquire_write(wait)?.map(WriteGuard::into_held))
+    }
+
+    fn died(&self) -> bool {
+        self.previous_owner_died()
+    }
+
+    fn keep(self, st: &mut State, me: u32) {
+        st.writer = Some((me, self));
+    }
+
+    fn take_out(st: &mut State, me: u32) -> Option<Self> {
+        match st.writer.take() {
+            Some((t, held)) if t == me => Some(held),
+            other => {
+                st.writer = other;
+                None
+            }
+        }
+    }
+
+    fn give_back(
+        self,
+        rw: &buslock::RwLock,
+        abandoned: bool,
+    ) -> Result<(), (buslock::Error, Self)> {
+        rw.release_write(self, abandoned)
+    }
 }
 
 /// A reader holding a readers-writer lock.
@@ -90,42 +179,48 @@ impl PyRwLock {
         if !blocking || limit == Some(Duration::ZERO) {
             return take(&self.inner, Wait::Try).map_err(|e| to_py(py, e));
         }
-        let mut raised: Option<PyErr> = None;
-        let outcome = py.detach(|| {
-            let mut interrupted = || {
-                Python::attach(|py| match py.check_signals() {
-                    Ok(()) => false,
-                    Err(e) => {
-                        raised = Some(e);
-                        true
-                    }
-                })
-            };
+        wait::interruptible(py, wait::no_check, |interrupted| {
             take(
                 &self.inner,
                 Wait::Interruptible {
                     timeout: limit,
-                    interrupted: &mut interrupted,
+                    interrupted,
                 },
             )
-        });
-        match outcome {
-            Ok(held) => Ok(held),
-            Err(buslock::Error::Interrupted { name }) => Err(raised.unwrap_or_else(|| {
-                PyRuntimeError::new_err(format!("waiting for lock '{name}' was interrupted"))
-            })),
-            Err(e) => Err(to_py(py, e)),
-        }
+        })
     }
 
-    fn limit(blocking: bool, timeout: Option<f64>) -> PyResult<Option<Duration>> {
-        let limit = time::timeout(timeout)?;
-        if !blocking && limit.is_some() {
-            return Err(PyValueError::new_err(
-                "can't specify a timeout for a non-blocking call",
-            ));
-        }
-        Ok(limit)
+    /// Take a hold of kind `H` as `blocking` and `timeout` say, and keep
+    /// its proof for this thread. True when taken.
+    fn acquire<H: Hold>(
+        &self,
+        py: Python<'_>,
+        blocking: Truthy,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
+        let Truthy(blocking) = blocking;
+        let limit = wait::limit(blocking, timeout)?;
+        let Some(held) = self.wait(py, limit, blocking, H::take)? else {
+            return Ok(false);
+        };
+        let mut st = self.state();
+        st.previous_owner_died = held.died();
+        held.keep(&mut st, buslock::identity::tid());
+        Ok(true)
+    }
+
+    /// Give back this thread's hold of kind `H`; it stays kept when the
+    /// release fails.
+    fn release<H: Hold>(&self, py: Python<'_>) -> PyResult<()> {
+        let me = buslock::identity::tid();
+        let mut st = self.state();
+        let Some(held) = H::take_out(&mut st, me) else {
+            return Err(self.not_held(H::KIND));
+        };
+        held.give_back(&self.inner, false).map_err(|(e, held)| {
+            held.keep(&mut st, me);
+            to_py(py, e)
+        })
     }
 
     fn not_held(&self, what: &str) -> PyErr {
@@ -175,33 +270,12 @@ impl PyRwLock {
         blocking: Truthy,
         timeout: Option<f64>,
     ) -> PyResult<bool> {
-        let Truthy(blocking) = blocking;
-        let limit = Self::limit(blocking, timeout)?;
-        let got = self.wait(py, limit, blocking, |rw, wait| {
-            Ok(rw.acquire_read(wait)?.map(ReadGuard::into_held))
-        })?;
-        let Some(held) = got else { return Ok(false) };
-        let mut st = self.state();
-        st.previous_owner_died = held.previous_owner_died();
-        st.readers.push((buslock::identity::tid(), held));
-        Ok(true)
+        self.acquire::<ReadHeld>(py, blocking, timeout)
     }
 
     /// Give back this thread's share.
     fn release_read(&self, py: Python<'_>) -> PyResult<()> {
-        let me = buslock::identity::tid();
-        let mut st = self.state();
-        let Some(i) = st.readers.iter().position(|(t, _)| *t == me) else {
-            return Err(self.not_held("read"));
-        };
-        let (_, held) = st.readers.swap_remove(i);
-        match self.inner.release_read(held) {
-            Ok(()) => Ok(()),
-            Err((e, held)) => {
-                st.readers.push((me, held));
-                Err(to_py(py, e))
-            }
-        }
+        self.release::<ReadHeld>(py)
     }
 
     /// Take the lock alone: wait for the writer before and for readers to
@@ -213,35 +287,12 @@ impl PyRwLock {
         blocking: Truthy,
         timeout: Option<f64>,
     ) -> PyResult<bool> {
-        let Truthy(blocking) = blocking;
-        let limit = Self::limit(blocking, timeout)?;
-        let got = self.wait(py, limit, blocking, |rw, wait| {
-            Ok(rw.acquire_write(wait)?.map(WriteGuard::into_held))
-        })?;
-        let Some(held) = got else { return Ok(false) };
-        let mut st = self.state();
-        st.previous_owner_died = held.previous_owner_died();
-        st.writer = Some((buslock::identity::tid(), held));
-        Ok(true)
+        self.acquire::<WriteHeld>(py, blocking, timeout)
     }
 
     /// Release this thread's write hold.
     fn release_write(&self, py: Python<'_>) -> PyResult<()> {
-        let me = buslock::identity::tid();
-        let mut st = self.state();
-        match st.writer.take() {
-            Some((t, held)) if t == me => match self.inner.release_write(held, false) {
-                Ok(()) => Ok(()),
-                Err((e, held)) => {
-                    st.writer = Some((t, held));
-                    Err(to_py(py, e))
-                }
-            },
-            other => {
-                st.writer = other;
-                Err(self.not_held("write"))
-            }
-        }
+        self.release::<WriteHeld>(py)
     }
 
     /// Turn this thread's write hold into a read hold, with no moment in
@@ -249,23 +300,20 @@ impl PyRwLock {
     fn downgrade(&self, py: Python<'_>) -> PyResult<()> {
         let me = buslock::identity::tid();
         let mut st = self.state();
-        match st.writer.take() {
-            Some((t, held)) if t == me => match self.inner.downgrade_held(held) {
-                Ok(read) => {
-                    st.readers.push((me, read));
-                    Ok(())
-                }
-                Err((e, held)) => {
-                    st.writer = Some((t, held));
-                    Err(to_py(py, e))
-                }
-            },
-            other => {
-                st.writer = other;
-                Err(PyRuntimeError::new_err(format!(
-                    "downgrade: this thread does not write lock '{}' through this RwLock object",
-                    self.inner.name()
-                )))
+        let Some(held) = WriteHeld::take_out(&mut st, me) else {
+            return Err(PyRuntimeError::new_err(format!(
+                "downgrade: this thread does not write lock '{}' through this RwLock object",
+                self.inner.name()
+            )));
+        };
+        match self.inner.downgrade_held(held) {
+            Ok(read) => {
+                read.keep(&mut st, me);
+                Ok(())
+            }
+            Err((e, held)) => {
+                held.keep(&mut st, me);
+                Err(to_py(py, e))
             }
         }
     }
@@ -397,15 +445,11 @@ impl Drop for PyRwLock {
     fn drop(&mut self) {
         let me = buslock::identity::tid();
         let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if let Some((t, held)) = st.writer.take()
-            && t == me
-        {
-            let _ = self.inner.release_write(held, true);
+        if let Some(held) = WriteHeld::take_out(st, me) {
+            let _ = held.give_back(&self.inner, true);
         }
-        for (t, held) in std::mem::take(&mut st.readers) {
-            if t == me {
-                let _ = self.inner.release_read(held);
-            }
+        while let Some(held) = ReadHeld::take_out(st, me) {
+            let _ = held.give_back(&self.inner, true);
         }
     }
 }
