@@ -2,7 +2,7 @@
 //! lock file but not write it (monitoring tools, `buslock state` and
 //! `list` run by someone outside the bus users' group).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,9 @@ pub struct LockView {
     name: String,
     dir: LockDir,
     file: RefCell<LockFile>,
+    /// An inspection method moved the view to a new file since the last
+    /// [`LockView::follow`], which reports it.
+    moved: Cell<bool>,
 }
 
 impl LockView {
@@ -55,6 +58,7 @@ impl LockView {
             name: name.into(),
             dir: dir.try_clone()?,
             file: RefCell::new(file),
+            moved: Cell::new(false),
         })
     }
 
@@ -69,14 +73,23 @@ impl LockView {
     }
 
     /// If the file in view was unlinked and another file now sits at the
-    /// lock path, view that one instead; `Ok(true)` if it moved. The event
-    /// ring is per file: follow events again from 0 after a move.
+    /// lock path, view that one instead; `Ok(true)` if it moved, now or in
+    /// an inspection method ([`LockView::owner`], ...) called since the
+    /// last `follow`. The event ring is per file: follow events again from
+    /// 0 after a move.
     ///
     /// # Errors
     ///
     /// Those of opening the new file ([`Error::NotFound`] excepted: with no
     /// file at the path, the view stays on the old one).
     pub fn follow(&self) -> Result<bool> {
+        let now = self.switch()?;
+        Ok(self.moved.replace(false) || now)
+    }
+
+    /// Move to the file now at the lock path if it is another; whether it
+    /// moved.
+    fn switch(&self) -> Result<bool> {
         if self.file.borrow().is_current(&self.dir) {
             return Ok(false);
         }
@@ -92,7 +105,9 @@ impl LockView {
 
     /// Read the file now at the lock path with `read`.
     fn read<T>(&self, read: impl FnOnce(&LockFile) -> T) -> Result<T> {
-        self.follow()?;
+        if self.switch()? {
+            self.moved.set(true);
+        }
         Ok(read(&self.file.borrow()))
     }
 

@@ -241,7 +241,9 @@ fn rwlock_inspection_follows_a_replaced_file() {
     // Without taking anything, the old handle reports the new file.
     assert_eq!(old.readers().len(), 1);
     assert_eq!(old.stats().reads, 1, "the new file's count");
-    assert!(!old.follow().unwrap(), "already moved");
+    // The move the inspection made is reported by follow(), once.
+    assert!(old.follow().unwrap(), "the move was not reported");
+    assert!(!old.follow().unwrap(), "reported twice");
     drop(r);
 }
 
@@ -265,4 +267,47 @@ fn a_mutex_file_moved_over_a_rwlock_path_is_refused_not_misread() {
     drop(rw.read().unwrap());
     let err = rw.write().unwrap_err();
     assert!(matches!(err, buslock::Error::WrongKind { .. }), "{err}");
+}
+
+/// The defect: `buslock watch` (a `LockView` loop: `follow()`, then events,
+/// then `owner()`) sometimes never printed its "replaced" line, because
+/// `owner()` moved the view to the new file itself and the next `follow()`
+/// said nothing had moved (seen under qemu-user in CI). A move made by an
+/// inspection method is reported by the next `follow()`.
+#[test]
+fn a_view_moved_by_an_inspection_method_reports_the_move_to_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    let ld = buslock::LockDir::resolve(Some(dir.path())).unwrap();
+    let view = buslock::LockView::open(&ld, "SPI").unwrap();
+    assert!(!view.follow().unwrap(), "nothing moved yet");
+    std::fs::remove_file(first.path()).unwrap();
+    let second = open(dir.path());
+    let g = second.lock().unwrap();
+    // The inspection sees the new file's holder...
+    let owner = view.owner().unwrap().expect("the new file's holder");
+    assert_eq!(owner.tid, buslock::identity::tid());
+    // ...and the next follow() says the view moved, once.
+    assert!(view.follow().unwrap(), "the move was not reported");
+    assert!(!view.follow().unwrap(), "reported twice");
+    drop(g);
+}
+
+/// The same defect for a `Mutex` handle (and so `RwLock`, through the same
+/// lock-file handle): a move made by `owner()` is reported by the next
+/// `follow()`, once.
+#[test]
+fn a_mutex_moved_by_an_inspection_method_reports_the_move_to_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    let watcher = open(dir.path());
+    assert!(!watcher.follow().unwrap(), "nothing moved yet");
+    std::fs::remove_file(first.path()).unwrap();
+    let second = open(dir.path());
+    let g = second.lock().unwrap();
+    let owner = watcher.owner().unwrap().expect("the new file's holder");
+    assert_eq!(owner.tid, buslock::identity::tid());
+    assert!(watcher.follow().unwrap(), "the move was not reported");
+    assert!(!watcher.follow().unwrap(), "reported twice");
+    drop(g);
 }

@@ -98,6 +98,10 @@ pub struct Handle<P: Page> {
     attention: AtomicBool,
     /// Serialises moving to a new file within this process.
     moving: StdMutex<()>,
+    /// The generation [`Handle::follow`] last reported, so that a move made
+    /// elsewhere (an inspection, an acquisition) is reported by the next
+    /// `follow`.
+    reported: AtomicUsize,
     page: PhantomData<fn() -> P>,
 }
 
@@ -120,6 +124,7 @@ impl<P: Page> Handle<P> {
             next_check_ns: AtomicU64::new(clock::now_ns() + CHECK_INTERVAL.as_nanos() as u64),
             attention: AtomicBool::new(false),
             moving: StdMutex::new(()),
+            reported: AtomicUsize::new(0),
             page: PhantomData,
         })
     }
@@ -262,8 +267,9 @@ impl<P: Page> Handle<P> {
     }
 
     /// For inspection: if the lock file in use was unlinked and another
-    /// file now sits at the lock path, move to that file; `Ok(true)` if it
-    /// moved. Nothing moves while no file is at the path (the old file is
+    /// file now sits at the lock path, move to that file; `Ok(true)` if
+    /// this handle moved since the last `follow` (now, or in an inspection
+    /// or acquisition meanwhile). Nothing moves while no file is at the path (the old file is
     /// still what its users lock), and nothing is created or written.
     ///
     /// # Errors
@@ -271,13 +277,20 @@ impl<P: Page> Handle<P> {
     /// The errors of opening the new file ([`Error::NotFound`] excepted),
     /// or [`Error::ReplacedTooOften`].
     pub fn follow(&self) -> Result<bool> {
+        self.switch()?;
+        let now = self.generation();
+        Ok(self.reported.swap(now, Ordering::AcqRel) != now)
+    }
+
+    /// Move to the file now at the lock path if it is another one (and it
+    /// exists): what [`Handle::follow`] does, without reporting.
+    fn switch(&self) -> Result<()> {
         let generation = self.generation();
         if self.file(generation).is_current(&self.dir) {
-            return Ok(false);
+            return Ok(());
         }
         match self.move_on(generation, OpenMode::Existing) {
-            Ok(moved) => Ok(moved.is_some() || self.generation() != generation),
-            Err(Error::NotFound { .. }) => Ok(false),
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -288,7 +301,7 @@ impl<P: Page> Handle<P> {
     ///
     /// Those of [`Handle::follow`].
     pub fn page_to_read(&self) -> Result<&P> {
-        self.follow()?;
+        self.switch()?;
         Ok(self.current_page())
     }
 

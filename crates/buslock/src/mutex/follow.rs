@@ -9,11 +9,12 @@ use crate::raw::LockPage;
 impl Mutex {
     /// If the lock file in use was unlinked and another file now sits at
     /// the lock path, move this handle to that file; `Ok(true)` if it
-    /// moved. Nothing moves while no file is at the path (the old file is
-    /// still what its users lock).
+    /// moved since the last `follow` (now, or in an inspection or an
+    /// acquisition meanwhile). Nothing moves while no file is at the path
+    /// (the old file is still what its users lock).
     ///
     /// The inspection methods ([`Mutex::owner`], [`Mutex::is_locked`],
-    /// [`Mutex::stats`], [`Mutex::waiters`]) call it, so a long-lived
+    /// [`Mutex::stats`], [`Mutex::waiters`]) move the same way, so a long-lived
     /// monitoring handle reports the lock that programs take now, not a
     /// file that was replaced. The event ring is per file: a caller that
     /// follows events with [`Mutex::events_since`] calls this first and

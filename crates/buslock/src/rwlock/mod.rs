@@ -926,8 +926,8 @@ impl RwLock {
 
     /// If the lock file in use was unlinked and another file now sits at
     /// the lock path, move this handle to that file; `Ok(true)` if it
-    /// moved (as [`crate::Mutex::follow`]). The inspection methods call
-    /// it; a caller that follows events with [`RwLock::events_since`]
+    /// moved since the last `follow` (as [`crate::Mutex::follow`]). The
+    /// inspection methods move the same way; a caller that follows events with [`RwLock::events_since`]
     /// calls it first and starts again from 0 when it returns `true`.
     ///
     /// # Errors
