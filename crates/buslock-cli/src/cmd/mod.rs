@@ -97,12 +97,28 @@ pub fn acquire<'m>(
             describe_holder(m.owner()?.as_ref())
         ));
     }
-    match m.lock_interruptible(timeout, || sig.received_any(|_| true).is_some()) {
+    let got = m.lock_interruptible(timeout, || sig.received_any(|_| true).is_some());
+    waited(got, m.name(), timeout, sig, || {
+        Ok(describe_holder(m.owner()?.as_ref()))
+    })
+}
+
+/// The outcome of an interruptible wait for lock `name` as the command
+/// reports it: the guard, a timeout naming the holder (`holder` says who,
+/// asked only then), or the signal that ended the wait.
+pub fn waited<G>(
+    got: buslock::Result<Option<G>>,
+    name: &str,
+    timeout: Option<Duration>,
+    sig: &Signals,
+    holder: impl FnOnce() -> Result<String, CliError>,
+) -> Result<G, CliError> {
+    match got {
         Ok(Some(g)) => Ok(g),
         Ok(None) => Err(CliError::Timeout {
-            name: m.name().to_owned(),
+            name: name.to_owned(),
             timeout: timeout.unwrap_or_default(),
-            holder: describe_holder(m.owner()?.as_ref()),
+            holder: holder()?,
         }),
         Err(buslock::Error::Interrupted { name }) => {
             let signal = sig.received_any(|_| true).unwrap_or(signals::TERM);

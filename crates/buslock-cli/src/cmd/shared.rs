@@ -9,7 +9,7 @@ use buslock::{Mutex, MutexGuard, ReadGuard, RwLock, Wait};
 
 use crate::error::CliError;
 use crate::output;
-use crate::signals::{self, Signals};
+use crate::signals::Signals;
 
 /// The lock `hold` or `run` takes (one per process: the size difference
 /// between the two does not matter).
@@ -96,26 +96,11 @@ pub fn take<'a>(
         ));
     }
     let mut interrupted = || sig.received_any(|_| true).is_some();
-    match rw.acquire_read(Wait::Interruptible {
+    let got = rw.acquire_read(Wait::Interruptible {
         timeout,
         interrupted: &mut interrupted,
-    }) {
-        Ok(Some(g)) => Ok(Guard::Read(g)),
-        Ok(None) => Err(CliError::Timeout {
-            name: rw.name().to_owned(),
-            timeout: timeout.unwrap_or_default(),
-            holder: writer()?,
-        }),
-        Err(buslock::Error::Interrupted { name }) => {
-            let signal = sig.received_any(|_| true).unwrap_or(signals::TERM);
-            Err(CliError::Interrupted {
-                name,
-                signal,
-                signal_name: signals::name(signal),
-            })
-        }
-        Err(e) => Err(e.into()),
-    }
+    });
+    super::waited(got, rw.name(), timeout, sig, writer).map(Guard::Read)
 }
 
 /// Whether a JSON `kind` is the mutex's (left out of the output, which
