@@ -16,6 +16,21 @@ fn reader(dir: &Path, name: &str) -> Proc {
     p
 }
 
+/// Start `buslock hold table --read`, SIGKILL it while it reads, then
+/// write (a writer frees the dead reader's share); the reader's pid.
+fn kill_a_reader_then_write(dir: &Path, rw: &buslock::RwLock) -> u32 {
+    let r = reader(dir, "table");
+    let pid = r.pid();
+    r.signal(Signal::KILL);
+    let _ = r.finish();
+    drop(
+        rw.write_timeout(std::time::Duration::from_secs(60))
+            .unwrap()
+            .expect("write after the reader died"),
+    );
+    pid
+}
+
 fn state_json(dir: &Path, name: &str) -> (i32, serde_json::Value) {
     let mut c = buslock(dir);
     c.args(["state", name, "--json"]);
@@ -148,15 +163,7 @@ fn watch_shows_reads_writes_and_a_killed_reader_of_a_rwlock() {
     let mut text = watch(false);
     drop(rw.read().unwrap());
     drop(rw.write().unwrap());
-    let r = reader(dir.path(), "table");
-    let pid = r.pid();
-    r.signal(Signal::KILL);
-    let _ = r.finish();
-    drop(
-        rw.write_timeout(std::time::Duration::from_secs(60))
-            .unwrap()
-            .expect("write after the reader died"),
-    );
+    let pid = kill_a_reader_then_write(dir.path(), &rw);
 
     let line = |w: &mut Proc, what: &str| {
         let l = w.expect_line(|l| l.contains(what));
@@ -225,14 +232,7 @@ fn stats_json_shows_the_read_side_of_a_rwlock() {
         waiting.join().unwrap();
     });
     // A reader (the command) killed while it reads, freed by a writer.
-    let r = reader(dir.path(), "table");
-    r.signal(Signal::KILL);
-    let _ = r.finish();
-    drop(
-        rw.write_timeout(std::time::Duration::from_secs(60))
-            .unwrap()
-            .expect("write after the reader died"),
-    );
+    kill_a_reader_then_write(dir.path(), &rw);
 
     let mut c = buslock(dir.path());
     c.args(["stats", "table", "--json"]);

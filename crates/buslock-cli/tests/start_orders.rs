@@ -75,23 +75,9 @@ fn unsupported() -> Option<String> {
         }
     }
     // The binary must be reachable by the unprivileged users.
-    let out = Command::new("setpriv")
-        .args([
-            &format!("--reuid={OTHER}"),
-            &format!("--regid={OTHER}"),
-            "--clear-groups",
-            BIN,
-            "--version",
-        ])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "{BIN} cannot be run by an unprivileged user (is its directory private?): {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Some(format!("setpriv: {e}")),
-    }
+    support::cannot_run_as(OTHER).map(|why| {
+        format!("{BIN} cannot be run by an unprivileged user (is its directory private?): {why}")
+    })
 }
 
 macro_rules! skip_unless_supported {

@@ -171,10 +171,16 @@ pub fn cannot_run_as_nobody() -> Option<String> {
     if !rustix::process::geteuid().is_root() {
         return Some("needs root".into());
     }
+    cannot_run_as(65534).map(|why| format!("root cannot switch to uid 65534 here ({why})"))
+}
+
+/// Why the `buslock` binary cannot run as user and group `id` (`setpriv`,
+/// as root), if it cannot: the error `setpriv` or the binary printed.
+pub fn cannot_run_as(id: u32) -> Option<String> {
     let out = Command::new("setpriv")
         .args([
-            "--reuid=65534",
-            "--regid=65534",
+            &format!("--reuid={id}"),
+            &format!("--regid={id}"),
             "--clear-groups",
             BIN,
             "--version",
@@ -182,10 +188,7 @@ pub fn cannot_run_as_nobody() -> Option<String> {
         .output();
     match out {
         Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "root cannot switch to uid 65534 here ({})",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
+        Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
         Err(e) => Some(format!("setpriv: {e}")),
     }
 }
