@@ -311,3 +311,58 @@ fn a_mutex_moved_by_an_inspection_method_reports_the_move_to_follow() {
     assert!(!watcher.follow().unwrap(), "reported twice");
     drop(g);
 }
+
+/// A program creating a lock file makes it (`O_CREAT|O_EXCL`, empty) a
+/// moment before it takes the creation `flock` and sizes it. Plant such a
+/// file at the path of a replaced lock and let a creator finish it a little
+/// later.
+fn create_late(dir: &Path, after: Duration) -> std::thread::JoinHandle<Mutex> {
+    std::fs::File::create_new(dir.join("SPI.lock")).unwrap();
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        open(&dir)
+    })
+}
+
+/// The defect: `buslock watch` exited with "it is empty: whoever created it
+/// stopped before sizing it" when it looked at a replaced lock's path in
+/// the moment between the new file's creation and its sizing (seen under
+/// qemu-user in CI, where that moment is long). A view waits for a file
+/// that is being created.
+#[test]
+fn a_view_following_to_a_file_its_creator_has_not_sized_yet_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    let ld = buslock::LockDir::resolve(Some(dir.path())).unwrap();
+    let view = buslock::LockView::open(&ld, "SPI").unwrap();
+    std::fs::remove_file(first.path()).unwrap();
+    let creator = create_late(dir.path(), Duration::from_millis(300));
+    assert!(view.follow().expect("follow a file being created"));
+    assert!(view.owner().unwrap().is_none());
+    let second = creator.join().unwrap();
+    let g = second.lock().unwrap();
+    assert_eq!(
+        view.owner().unwrap().map(|o| o.tid),
+        Some(buslock::identity::tid())
+    );
+    drop(g);
+}
+
+/// The same moment met by a fresh view and by a `Mutex` inspecting a
+/// replaced file: both wait for the creator instead of calling the file
+/// abandoned.
+#[test]
+fn inspection_opening_a_file_its_creator_has_not_sized_yet_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ld = buslock::LockDir::resolve(Some(dir.path())).unwrap();
+    let creator = create_late(dir.path(), Duration::from_millis(300));
+    let view = buslock::LockView::open(&ld, "SPI").expect("open a file being created");
+    assert!(view.owner().unwrap().is_none());
+    let first = creator.join().unwrap();
+    let watcher = open(dir.path());
+    std::fs::remove_file(first.path()).unwrap();
+    let creator = create_late(dir.path(), Duration::from_millis(300));
+    assert!(watcher.follow().expect("follow a file being created"));
+    drop(creator.join().unwrap());
+}

@@ -109,6 +109,16 @@ impl Proc {
                         return line;
                     }
                 }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    // Its stdout closed: it exited. Say how and what it said.
+                    let status = wait_with_watchdog(&mut self.child);
+                    let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
+                    panic!(
+                        "no expected line: it ended ({status}); saw {:?}; stderr: {:?}",
+                        self.seen,
+                        stderr.unwrap_or_default()
+                    )
+                }
                 Err(e) => panic!("no expected line ({e}); saw {:?}", self.seen),
             }
         }

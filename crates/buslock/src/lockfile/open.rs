@@ -9,7 +9,11 @@
 //!    [`FILE_SIZE`] bytes, or an empty one still being created.
 //! 4. If not ready: take the creation `flock` (bounded wait), `fallocate`
 //!    the size (so a full disk is an error now, not a `SIGBUS` later),
-//!    initialise, publish `READY`.
+//!    initialise, publish `READY`. An opener that does not initialise
+//!    (read-only views, inspection of an existing lock) waits instead while
+//!    a creator may be at work on it: it holds the `flock`, or the file is
+//!    younger than the creation wait (a creator takes the `flock` a moment
+//!    after its `O_EXCL`).
 //! 5. A ready file whose boot id is not this boot's (a lock directory on
 //!    persistent storage, a restored backup or snapshot) is initialised
 //!    again under the creation `flock`, like a never-initialised one: no
@@ -220,9 +224,14 @@ impl LockFile {
             Err(Errno::NOENT) => return Err(Error::NotFound { path }),
             Err(e) => return Err(open_errno(&path, "open", e)),
         };
-        let size = file_size(&path, &fd)?;
+        let mut size = file_size(&path, &fd)?;
         if size == 0 {
-            return Err(empty_file(&path));
+            // Being created now, or left empty: wait for its creator.
+            await_creator(&path, &fd, || file_size(&path, &fd).is_ok_and(|s| s != 0))?;
+            size = file_size(&path, &fd)?;
+            if size == 0 {
+                return Err(empty_file(&path));
+            }
         }
         if size != FILE_SIZE as u64 {
             return Err(wrong_size(&path, &fd, size));
@@ -232,11 +241,11 @@ impl LockFile {
             action: "map",
             source: e,
         })?;
-        if map.page().header.init_state.load(Ordering::Acquire) != INIT_READY {
-            // Being initialised now, or left half-made: wait for a creator
-            // that holds the creation flock, then look again.
-            wait_for_creation_flock(&path, map.fd())?;
-            let _ = flock(map.fd().as_fd(), FlockOperation::Unlock);
+        let ready = || map.page().header.init_state.load(Ordering::Acquire) == INIT_READY;
+        if !ready() {
+            // Being initialised now, or left half-made: wait for its
+            // creator, then look again.
+            await_creator(&path, map.fd(), ready)?;
             if let Some(e) = not_ready(&path, &map) {
                 return Err(e);
             }
@@ -316,6 +325,10 @@ fn prepare(path: &Path, fd: OwnedFd, mode: OpenMode, kind: u32) -> Result<Mappin
         return Err(wrong_size(path, &fd, size));
     }
     // Empty: being created right now, or its creator died before sizing it.
+    if mode == OpenMode::Existing {
+        // Not ours to size: wait for a creator that is at work on it.
+        await_creator(path, &fd, || file_size(path, &fd).is_ok_and(|s| s != 0))?;
+    }
     wait_for_creation_flock(path, &fd)?;
     let size = file_size(path, &fd)?;
     if size == 0 {
@@ -420,6 +433,42 @@ fn wait_for_creation_flock(path: &Path, fd: &OwnedFd) -> Result<()> {
             Err(e) => return Err(open_errno(path, "lock for initialisation", e)),
         }
     }
+}
+
+/// For an opener that will not initialise the file: wait while it is not
+/// `ready` and a creator may still be at work on it, at most
+/// [`INIT_WAIT`]. A creator holds the creation `flock` while it sizes and
+/// initialises the file, but not between its `O_CREAT|O_EXCL` and taking
+/// the `flock`: an unready file nobody holds the `flock` of counts as being
+/// created until it is [`INIT_WAIT`] old (by its change time), and as
+/// abandoned after. Returns with the `flock` not held; the caller looks at
+/// the file again and diagnoses what it finds.
+fn await_creator(path: &Path, fd: &OwnedFd, ready: impl Fn() -> bool) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        wait_for_creation_flock(path, fd)?;
+        let _ = flock(fd.as_fd(), FlockOperation::Unlock);
+        if ready() || start.elapsed() >= INIT_WAIT || changed_before(fd, INIT_WAIT) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Whether the file's last change (`st_ctime`) is at least `age` ago; a
+/// file that cannot be inspected counts as old (nothing to wait for).
+fn changed_before(fd: &OwnedFd, age: Duration) -> bool {
+    let Ok(st) = fstat(fd) else {
+        return true;
+    };
+    let changed = std::time::UNIX_EPOCH
+        + Duration::new(
+            st.st_ctime.max(0) as u64,
+            st.st_ctime_nsec.clamp(0, 999_999_999) as u32,
+        );
+    std::time::SystemTime::now()
+        .duration_since(changed)
+        .is_ok_and(|d| d >= age)
 }
 
 fn initialise(
