@@ -20,8 +20,13 @@ fn state_json(dir: &std::path::Path) -> serde_json::Value {
 /// to it fails with EPIPE from the first one on. (Closing the read end
 /// after spawning raced with the child's first write, which then went into
 /// the pipe buffer, and the test waited forever for the stderr line.)
+///
+/// Close-on-exec: a command that another test spawned between `pipe()` and
+/// `drop(read)` inherited a read end made without it, the pipe had a
+/// reader again, and `hold` wrote its line into the buffer and said
+/// nothing on stderr (seen once in a full test run).
 fn closed_pipe() -> Stdio {
-    let (read, write) = rustix::pipe::pipe().unwrap();
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     drop(read);
     Stdio::from(write)
 }
