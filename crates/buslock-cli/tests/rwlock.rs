@@ -261,3 +261,42 @@ fn stats_json_shows_the_read_side_of_a_rwlock() {
     assert!(v.get("reads").is_none(), "{v}");
     assert!(v.get("stats").is_some(), "{v}");
 }
+
+/// The defect: `stats --reset` of a readers-writer lock failed with "is a
+/// rwlock, not a mutex". It resets both sides under a write hold and
+/// prints what it reset.
+#[test]
+fn stats_reset_of_a_rwlock_zeroes_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let rw = buslock::RwLock::builder("table")
+        .dir(dir.path())
+        .open()
+        .unwrap();
+    drop(rw.read().unwrap());
+    drop(rw.read().unwrap());
+    kill_a_reader_then_write(dir.path(), &rw);
+    let mut c = buslock(dir.path());
+    c.args(["stats", "table", "--reset", "--json"]);
+    let out = run(c);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let v = out.json();
+    assert_eq!(v["reset"], true, "{v}");
+    assert_eq!(v["reads"]["acquisitions"], 3, "what it reset: {v}");
+    assert_eq!(v["reads"]["reader_deaths"], 1, "{v}");
+    // The writes: the one that freed the dead reader, and the reset's own.
+    assert_eq!(v["stats"]["acquisitions"], 2, "{v}");
+    let after = rw.stats();
+    assert_eq!(after.reads, 0, "{after:?}");
+    assert_eq!(after.reader_deaths, 0, "{after:?}");
+    // The reset's own write is the first of the new period.
+    assert_eq!(after.writes.acquisitions, 1, "{after:?}");
+    // A reader holding it: the reset waits, and a timeout says why.
+    let r = reader(dir.path(), "table");
+    let mut c = buslock(dir.path());
+    c.args(["stats", "table", "--reset", "--timeout", "100ms"]);
+    let out = run(c);
+    assert_eq!(out.code(), 4, "the documented timeout code: {out:?}");
+    assert!(out.stderr.contains("it is read by 1 reader"), "{out:?}");
+    r.signal(Signal::TERM);
+    assert_eq!(r.finish().code(), 0);
+}

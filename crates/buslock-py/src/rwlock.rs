@@ -417,6 +417,27 @@ impl PyRwLock {
         Ok(d)
     }
 
+    /// Zero the statistics of both sides for every user of the lock:
+    /// takes the lock to write briefly, waiting as `with rw.write():` does
+    /// (without the GIL; Ctrl-C raises KeyboardInterrupt and nothing is
+    /// reset). The reset's own write is the first the new statistics
+    /// count. If the previous writer had died, `previous_owner_died` says
+    /// so afterwards, as after an acquire.
+    fn reset_stats(&self, py: Python<'_>) -> PyResult<()> {
+        let died = self
+            .wait(py, None, true, |rw, wait| {
+                Ok(rw.acquire_write(wait)?.map(|guard| {
+                    guard.reset_stats();
+                    guard.previous_owner_died()
+                }))
+            })?
+            .expect("a wait without timeout ends with the lock or an error");
+        if died {
+            self.state().previous_owner_died = true;
+        }
+        Ok(())
+    }
+
     /// The lock's name.
     #[getter]
     fn name(&self) -> &str {

@@ -83,6 +83,14 @@ def test_a_sigkilled_reader_frees_its_share(lock_dir, rw_children):
     assert rw.previous_owner_died is False
     rw.release_write()
     assert rw.stats()["reader_deaths"] == 1
+    # Resetting zeroes both sides for every user; its own write counts.
+    rw.reset_stats()
+    s = buslock.RwLock("table", lock_dir).stats()
+    assert (s["reads"], s["reader_deaths"], s["writes"]) == (0, 0, 1), s
+    # Not while this thread holds it: that would wait for itself.
+    with rw.read():
+        with pytest.raises(RuntimeError):
+            rw.reset_stats()
 
 
 def test_a_sigkilled_writer_is_told_to_the_next_reader(lock_dir, rw_children):

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use buslock::LockName;
+use buslock::{LockName, RwLock, Wait};
 use serde::Serialize;
 
 use crate::cli::StatsArgs;
@@ -61,20 +61,15 @@ impl From<&buslock::RwStats> for ReadsJson {
 /// them, and print what was read.
 pub fn run(dir: Option<&Path>, args: &StatsArgs) -> Result<ExitCode, CliError> {
     let name = LockName::new(&args.name)?;
-    let stats = if args.reset {
-        let m = super::open_existing_mutex(dir, &name)?;
-        // Wait for the lock interruptibly; under it, take the snapshot
-        // that is printed and reset, so that no acquisition falls between.
-        let sig = Signals::install()?;
-        let guard = super::acquire(&m, Some(args.timeout), &sig)?;
-        let stats = m.stats()?;
-        guard.reset_stats();
-        drop(guard);
-        stats
+    let view = super::open_existing(dir, &name)?;
+    let (stats, reads) = if !args.reset {
+        (view.stats()?, view.rw_stats()?)
+    } else if view.kind() == "rwlock" {
+        let s = reset_rwlock(dir, &name, args)?;
+        (s.writes.clone(), Some(s))
     } else {
-        super::open_existing(dir, &name)?.stats()?
+        (reset_mutex(dir, &name, args)?, None)
     };
-    let reads = super::open_existing(dir, &name)?.rw_stats()?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let doc = StatsDoc {
@@ -95,4 +90,51 @@ pub fn run(dir: Option<&Path>, args: &StatsArgs) -> Result<ExitCode, CliError> {
         }
     }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// Wait for the mutex interruptibly; under it, take the snapshot that is
+/// printed and reset, so that no acquisition falls between.
+fn reset_mutex(
+    dir: Option<&Path>,
+    name: &LockName,
+    args: &StatsArgs,
+) -> Result<buslock::Stats, CliError> {
+    let m = super::open_existing_mutex(dir, name)?;
+    let sig = Signals::install()?;
+    let guard = super::acquire(&m, Some(args.timeout), &sig)?;
+    let stats = m.stats()?;
+    guard.reset_stats();
+    Ok(stats)
+}
+
+/// The same for a readers-writer lock, under a write hold: both sides'
+/// figures are read and zeroed with no reader or writer in between.
+fn reset_rwlock(
+    dir: Option<&Path>,
+    name: &LockName,
+    args: &StatsArgs,
+) -> Result<buslock::RwStats, CliError> {
+    let mut builder = RwLock::builder(name.as_str()).create(false);
+    if let Some(dir) = dir {
+        builder = builder.dir(dir);
+    }
+    let rw = builder.open()?;
+    let sig = Signals::install()?;
+    let mut interrupted = || sig.received_any(|_| true).is_some();
+    let got = rw.acquire_write(Wait::Interruptible {
+        timeout: Some(args.timeout),
+        interrupted: &mut interrupted,
+    });
+    let guard = super::waited(got, rw.name(), Some(args.timeout), &sig, || {
+        Ok(match rw.writer()? {
+            Some(w) => super::describe_holder(Some(&w)),
+            None => format!(
+                "it is read by {}",
+                crate::render::plural(rw.readers().len() as u64, "reader")
+            ),
+        })
+    })?;
+    let stats = rw.stats();
+    guard.reset_stats();
+    Ok(stats)
 }

@@ -258,6 +258,8 @@ class RwLock:
     def stats(self) -> Dict[str, Union[int, float]]:
         """reads, reads_contended, read_wait, read_timeouts, reader_deaths,
         writes, writes_contended, write_timeouts, writer_deaths."""
+    def reset_stats(self) -> None:
+        """Zero both sides' statistics, under a brief write hold."""
     @property
     def name(self) -> str: ...
     @property

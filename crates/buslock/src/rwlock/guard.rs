@@ -293,6 +293,17 @@ impl<'a> WriteGuard<'a> {
         Duration::from_nanos(self.waited_ns)
     }
 
+    /// Zero the lock's statistics, both sides, for every user of the lock
+    /// (`buslock stats --reset`). Under the write hold no reader is
+    /// counting: a reader counts its read after it is admitted and before
+    /// it leaves, and a writer holds only once every reader left. As for a
+    /// mutex, this hold counts as the first write of the new period.
+    pub fn reset_stats(&self) {
+        let page = self.lock.page_at(self.generation);
+        crate::stats::reset(&page.stats, crate::clock::realtime_ns_syscall());
+        readers::reset_counts(page);
+    }
+
     /// The lock this guard holds.
     pub fn rwlock(guard: &Self) -> &'a RwLock {
         guard.lock

@@ -992,6 +992,17 @@ impl RwLock {
         events::head(&self.chain.current_page().events)
     }
 
+    /// Zero the statistics of both sides for every user of the lock:
+    /// takes the lock to write, briefly (see [`WriteGuard::reset_stats`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`RwLock::write`].
+    pub fn reset_stats(&self) -> Result<()> {
+        self.write()?.reset_stats();
+        Ok(())
+    }
+
     /// The statistics (following a replaced lock file as
     /// [`RwLock::readers`] does).
     pub fn stats(&self) -> RwStats {

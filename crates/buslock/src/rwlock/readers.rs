@@ -71,6 +71,24 @@ pub(super) fn count_read(page: &RwPage, n: usize) {
     );
 }
 
+/// Zero the read side's counters (the caller holds the lock to write, so
+/// no reader is counting).
+pub(super) fn reset_counts(page: &RwPage) {
+    let rw = &page.rw;
+    for c in [
+        &rw.read_acquisitions,
+        &rw.read_contended,
+        &rw.read_wait_ns,
+        &rw.read_timeouts,
+        &rw.reader_deaths,
+    ] {
+        c.store(0, Ordering::Relaxed);
+    }
+    for slot in &page.readers {
+        slot.reads.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Every read ever counted ([`count_read`] and the block's own counter).
 pub(super) fn reads(page: &RwPage) -> u64 {
     page.readers.iter().fold(
