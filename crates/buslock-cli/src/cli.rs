@@ -115,8 +115,12 @@ pub struct HoldArgs {
     #[arg(long, value_name = "DUR", value_parser = duration)]
     pub timeout: Option<Duration>,
     /// NAME is a readers-writer lock: take a shared (read) hold.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "write")]
     pub read: bool,
+    /// NAME is a readers-writer lock: hold it alone (to write), once its
+    /// readers have left.
+    #[arg(long)]
+    pub write: bool,
 }
 
 /// Arguments of `run`.
@@ -129,8 +133,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DUR", value_parser = duration)]
     pub timeout: Option<Duration>,
     /// NAME is a readers-writer lock: run with a shared (read) hold.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "write")]
     pub read: bool,
+    /// NAME is a readers-writer lock: run holding it alone (to write),
+    /// once its readers have left.
+    #[arg(long)]
+    pub write: bool,
     /// The command and its arguments (put them after `--`).
     #[arg(
         value_name = "CMD",

@@ -14,6 +14,16 @@ pub enum CliError {
     #[error("{0}")]
     Lock(#[from] buslock::Error),
 
+    /// The name is another kind of lock than the one the command asked
+    /// for; `hint` says which flags take the kind it is.
+    #[error("{source}; {hint}")]
+    Kind {
+        /// The library's [`buslock::Error::WrongKind`].
+        source: buslock::Error,
+        /// How to take the lock it is.
+        hint: &'static str,
+    },
+
     /// `--timeout` expired.
     #[error("timed out after {} waiting for lock '{name}': {holder}", fmt_dur(*timeout))]
     Timeout {
@@ -82,7 +92,10 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             CliError::Lock(buslock::Error::Interrupted { .. }) => exit::SIGNAL_BASE + 2,
-            CliError::Lock(_) | CliError::Io { .. } | CliError::Output(_) => exit::LOCK_ERROR,
+            CliError::Lock(_)
+            | CliError::Kind { .. }
+            | CliError::Io { .. }
+            | CliError::Output(_) => exit::LOCK_ERROR,
             CliError::Timeout { .. } => exit::TIMEOUT,
             CliError::Interrupted { signal, .. } => exit::SIGNAL_BASE + *signal as u8,
             CliError::Spawn { source, .. } => {

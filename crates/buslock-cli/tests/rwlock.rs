@@ -119,7 +119,10 @@ fn a_mutex_name_is_not_read_and_a_rwlock_name_is_not_held() {
     let out = run(c);
     assert_ne!(out.code(), 0);
     assert!(
-        out.stderr.contains("holds a rwlock, not a mutex"),
+        out.stderr.contains("holds a rwlock, not a mutex")
+            && out
+                .stderr
+                .contains("add --read to share it or --write to hold it alone"),
         "{}",
         out.stderr
     );
@@ -132,10 +135,14 @@ fn a_mutex_name_is_not_read_and_a_rwlock_name_is_not_held() {
     let out = run(c);
     assert_ne!(out.code(), 0);
     assert!(
-        out.stderr.contains("holds a mutex, not a rwlock"),
+        out.stderr.contains("holds a mutex, not a rwlock")
+            && out.stderr.contains("leave out --read and --write"),
         "{}",
         out.stderr
     );
+    let mut c = buslock(dir.path());
+    c.args(["run", "SPI", "--write", "--", "true"]);
+    assert_eq!(run(c).code(), 3, "the documented code of a lock error");
 }
 
 #[test]
@@ -299,4 +306,65 @@ fn stats_reset_of_a_rwlock_zeroes_both_sides() {
     assert!(out.stderr.contains("it is read by 1 reader"), "{out:?}");
     r.signal(Signal::TERM);
     assert_eq!(r.finish().code(), 0);
+}
+
+/// The defect: an updater script could not take a readers-writer lock
+/// alone from the shell (`run NAME` is the mutex's, and a rwlock's name
+/// was refused). `run --write` / `hold --write` wait for the readers to
+/// leave, keep readers out while they hold it, and a writer killed while
+/// it holds it is told to the next holder.
+#[test]
+fn run_write_waits_for_readers_and_holds_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = reader(dir.path(), "table");
+    let mut c = buslock(dir.path());
+    c.args([
+        "run",
+        "table",
+        "--write",
+        "--timeout",
+        "100ms",
+        "--",
+        "true",
+    ]);
+    let out = run(c);
+    assert_eq!(out.code(), 4, "a reader holds it: {out:?}");
+    assert!(out.stderr.contains("it is read by 1 reader"), "{out:?}");
+    r.signal(Signal::TERM);
+    assert_eq!(r.finish().code(), 0);
+
+    // While `run --write` runs its command, no reader gets in.
+    let mut c = buslock(dir.path());
+    c.args([
+        "run",
+        "table",
+        "--write",
+        "--",
+        "sh",
+        "-c",
+        "echo in; exec sleep 60",
+    ]);
+    let mut w = Proc::spawn(c);
+    w.expect_line(|l| l == "in");
+    let rw = buslock::RwLock::builder("table")
+        .dir(dir.path())
+        .open()
+        .unwrap();
+    assert!(rw.try_read().unwrap().is_none(), "read while written");
+    let writer = rw.writer().unwrap().expect("a writer");
+    assert_eq!(writer.program, "sh");
+    // Killed while writing: the next holder (a reader) is told.
+    w.signal(Signal::KILL);
+    let _ = w.finish();
+    let mut c = buslock(dir.path());
+    c.args(["hold", "table", "--read", "--for", "0s", "--timeout", "30s"]);
+    let out = run(c);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stderr.contains("died"), "the death is told: {out:?}");
+
+    let mut c = buslock(dir.path());
+    c.args(["hold", "table", "--write", "--for", "0s"]);
+    let out = run(c);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.starts_with("writing lock 'table'"), "{out:?}");
 }

@@ -23,7 +23,8 @@ const POLL: Duration = Duration::from_millis(10);
 /// always goes to standard error too.
 pub fn run(dir: Option<&Path>, args: &HoldArgs) -> Result<ExitCode, CliError> {
     let sig = Signals::install()?;
-    let m = super::shared::open(dir, &args.name, None, args.read)?;
+    let side = super::shared::Side::of(args.read, args.write);
+    let m = super::shared::open(dir, &args.name, None, side)?;
     let guard = super::shared::take(&m, args.timeout, &sig)?;
     let start = Instant::now();
     let style = Style::detect();
@@ -42,7 +43,7 @@ pub fn run(dir: Option<&Path>, args: &HoldArgs) -> Result<ExitCode, CliError> {
     };
     say(format!(
         "{} lock '{}' (pid {}, waited {}){}\n",
-        if args.read { "reading" } else { "holding" },
+        side.verb(),
         args.name,
         std::process::id(),
         render::duration(guard.waited()),

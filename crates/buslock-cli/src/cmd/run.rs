@@ -47,7 +47,8 @@ pub fn run(dir: Option<&Path>, args: &RunArgs) -> Result<ExitCode, CliError> {
     let label = Path::new(&args.command[0])
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
-    let m = super::shared::open(dir, &args.name, label.as_deref(), args.read)?;
+    let side = super::shared::Side::of(args.read, args.write);
+    let m = super::shared::open(dir, &args.name, label.as_deref(), side)?;
     let guard = super::shared::take(&m, args.timeout, &sig)?;
     if guard.previous_owner_died() {
         output::report(&super::died_warning(&args.name));

@@ -126,13 +126,7 @@ fn reset_rwlock(
         interrupted: &mut interrupted,
     });
     let guard = super::waited(got, rw.name(), Some(args.timeout), &sig, || {
-        Ok(match rw.writer()? {
-            Some(w) => super::describe_holder(Some(&w)),
-            None => format!(
-                "it is read by {}",
-                crate::render::plural(rw.readers().len() as u64, "reader")
-            ),
-        })
+        Ok(super::shared::describe_rw_holders(&rw))
     })?;
     let stats = rw.stats();
     guard.reset_stats();
