@@ -31,6 +31,11 @@ fn kill_a_reader_then_write(dir: &Path, rw: &buslock::RwLock) -> u32 {
     pid
 }
 
+/// Readers-writer lock `table` in `dir`, through the library.
+fn open_table(dir: &Path) -> buslock::RwLock {
+    buslock::RwLock::builder("table").dir(dir).open().unwrap()
+}
+
 fn state_json(dir: &Path, name: &str) -> (i32, serde_json::Value) {
     let mut c = buslock(dir);
     c.args(["state", name, "--json"]);
@@ -92,10 +97,7 @@ fn run_read_shares_and_a_killed_reader_is_freed() {
     c.args(["run", "table", "--read", "--timeout", "10s", "--", "true"]);
     assert_eq!(run(c).code(), 0);
     // A writer (the library) cannot get in until the reader is gone.
-    let rw = buslock::RwLock::builder("table")
-        .dir(dir.path())
-        .open()
-        .unwrap();
+    let rw = open_table(dir.path());
     assert!(rw.try_write().unwrap().is_none());
     r.signal(Signal::KILL);
     let _ = r.finish();
@@ -110,10 +112,7 @@ fn run_read_shares_and_a_killed_reader_is_freed() {
 #[test]
 fn a_mutex_name_is_not_read_and_a_rwlock_name_is_not_held() {
     let dir = tempfile::tempdir().unwrap();
-    let _rw = buslock::RwLock::builder("table")
-        .dir(dir.path())
-        .open()
-        .unwrap();
+    let _rw = open_table(dir.path());
     let mut c = buslock(dir.path());
     c.args(["hold", "table", "--for", "0s"]);
     let out = run(c);
@@ -210,12 +209,7 @@ fn watch_shows_reads_writes_and_a_killed_reader_of_a_rwlock() {
 #[test]
 fn stats_json_shows_the_read_side_of_a_rwlock() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || {
-        buslock::RwLock::builder("table")
-            .dir(dir.path())
-            .open()
-            .unwrap()
-    };
+    let open = || open_table(dir.path());
     let rw = open();
     drop(rw.read().unwrap());
     // A read that waits for a writer, and one that gives up.
@@ -275,10 +269,7 @@ fn stats_json_shows_the_read_side_of_a_rwlock() {
 #[test]
 fn stats_reset_of_a_rwlock_zeroes_both_sides() {
     let dir = tempfile::tempdir().unwrap();
-    let rw = buslock::RwLock::builder("table")
-        .dir(dir.path())
-        .open()
-        .unwrap();
+    let rw = open_table(dir.path());
     drop(rw.read().unwrap());
     drop(rw.read().unwrap());
     kill_a_reader_then_write(dir.path(), &rw);
@@ -346,10 +337,7 @@ fn run_write_waits_for_readers_and_holds_it_alone() {
     ]);
     let mut w = Proc::spawn(c);
     w.expect_line(|l| l == "in");
-    let rw = buslock::RwLock::builder("table")
-        .dir(dir.path())
-        .open()
-        .unwrap();
+    let rw = open_table(dir.path());
     assert!(rw.try_read().unwrap().is_none(), "read while written");
     let writer = rw.writer().unwrap().expect("a writer");
     assert_eq!(writer.program, "sh");
