@@ -353,3 +353,53 @@ fn doctor_reports_a_dead_holder() {
         out.stdout
     );
 }
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The defect: in a process that had never taken a lock (every `state`,
+/// `list` and `watch`), a holder's `since` and the times of `watch`'s
+/// lines were the monotonic clock shown as wall-clock time (1970, a few
+/// hours after the epoch): the wall clock's offset was measured only when
+/// a lock was opened to be taken.
+#[test]
+fn times_are_wall_clock_times_in_a_process_that_never_took_a_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = unix_now();
+    let mut c = buslock(dir.path());
+    c.args(["hold", "SPI", "--for", "300ms"]);
+    let mut h = Proc::spawn(c);
+    h.expect_line(|l| l.starts_with("holding lock"));
+    let mut c = buslock(dir.path());
+    c.args(["watch", "SPI", "--json", "--interval", "0", "--count", "1"]);
+    let w = Proc::spawn(c);
+    let mut c = buslock(dir.path());
+    c.args(["state", "SPI", "--json"]);
+    let state = run(c).json();
+    assert_eq!(h.finish().code(), 0);
+    let out = w.finish();
+    let after = unix_now();
+    let in_run = |what: &str, t: &Value| {
+        let t = t.as_f64().unwrap_or_else(|| panic!("{what}: {t}"));
+        assert!(
+            (before..=after).contains(&t),
+            "{what} {t} is not within the test's run [{before}, {after}]"
+        );
+    };
+    in_run("state's holder since", &state["holder"]["since"]);
+    for line in out.stdout.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        in_run(&format!("watch's {} line", v["type"]), &v["time"]);
+        if v["type"] == "release" {
+            in_run("the release's acquired", &v["acquired"]);
+        }
+    }
+    assert!(out.stdout.contains("\"release\""), "{out:?}");
+    // One hold, one acquire line (the wall-clock time of a hold differs by
+    // nanoseconds from one read to the next: not a new hold).
+    assert_eq!(out.stdout.matches("\"acquire\"").count(), 1, "{out:?}");
+}

@@ -25,6 +25,8 @@ static MULT: AtomicU64 = AtomicU64::new(0);
 static BASE_TICKS: AtomicU64 = AtomicU64::new(0);
 static BASE_MONO: AtomicU64 = AtomicU64::new(0);
 static LAST_REFINE_MONO: AtomicU64 = AtomicU64::new(0);
+/// When [`REAL_OFFSET`] was last measured (`CLOCK_MONOTONIC` ns).
+static LAST_OFFSET_MONO: AtomicU64 = AtomicU64::new(0);
 /// `CLOCK_REALTIME - CLOCK_MONOTONIC`, ns.
 static REAL_OFFSET: AtomicI64 = AtomicI64::new(0);
 static STATE: AtomicU8 = AtomicU8::new(UNDECIDED);
@@ -69,15 +71,63 @@ pub fn now_ns() -> u64 {
     now
 }
 
-/// Convert a `CLOCK_MONOTONIC` ns value to ns since the Unix epoch.
+/// Convert a `CLOCK_MONOTONIC` ns value to ns since the Unix epoch, with
+/// the clocks' offset as last measured in this process (measured now if
+/// it never was; kept fresh by [`refine`]). For records written under the
+/// lock, where two more system calls would cost more than the rest.
 #[inline]
 pub fn to_realtime_ns(mono_ns: u64) -> u64 {
-    mono_ns.wrapping_add_signed(REAL_OFFSET.load(Ordering::Relaxed))
+    let offset = match REAL_OFFSET.load(Ordering::Relaxed) {
+        0 => measure_real_offset(),
+        offset => offset,
+    };
+    mono_ns.wrapping_add_signed(offset)
 }
 
-/// Improve the calibration if it is due; called on slow paths only.
+/// The wall clock as seen from `CLOCK_MONOTONIC` at one moment: converts
+/// monotonic timestamps (written by any process: the clock is
+/// system-wide) to wall-clock times, with the clocks' offset measured when
+/// it was made. What inspection shows: right even when the wall clock was
+/// set since (NTP on a board without a real-time clock) and in a process
+/// that never took a lock, and consistent across the records of one read.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    offset: i64,
+}
+
+impl WallClock {
+    /// Measure the offset now (two `clock_gettime` calls).
+    pub fn now() -> WallClock {
+        WallClock {
+            offset: measure_real_offset(),
+        }
+    }
+
+    /// The wall-clock time of `CLOCK_MONOTONIC` ns `mono_ns`.
+    pub fn at(self, mono_ns: u64) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_nanos(mono_ns.wrapping_add_signed(self.offset))
+    }
+}
+
+/// Measure and keep `CLOCK_REALTIME - CLOCK_MONOTONIC`.
+fn measure_real_offset() -> i64 {
+    let real = realtime_ns_syscall();
+    let mono = monotonic_ns_syscall();
+    let offset = real.wrapping_sub(mono) as i64;
+    REAL_OFFSET.store(offset, Ordering::Relaxed);
+    LAST_OFFSET_MONO.store(mono, Ordering::Relaxed);
+    offset
+}
+
+/// Improve the calibration, and measure the wall clock's offset again, if
+/// it is due; called on slow paths only.
 pub fn refine() {
-    refine_at(monotonic_ns_syscall());
+    let now = monotonic_ns_syscall();
+    if now.saturating_sub(LAST_OFFSET_MONO.load(Ordering::Relaxed)) >= REFINE_EVERY_NS {
+        measure_real_offset();
+    }
+    refine_at(now);
 }
 
 fn decide() -> u8 {
@@ -111,9 +161,7 @@ fn refine_at(mono_hint: u64) {
     let Ok(_serial) = CALIBRATION.try_lock() else {
         return; // another thread is calibrating
     };
-    let real = realtime_ns_syscall();
-    let mono = monotonic_ns_syscall();
-    REAL_OFFSET.store(real.wrapping_sub(mono) as i64, Ordering::Relaxed);
+    measure_real_offset();
     if STATE.load(Ordering::Relaxed) == UNDECIDED {
         let decided = decide();
         if decided == COUNTER {

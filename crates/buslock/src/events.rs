@@ -16,7 +16,7 @@
 //! in the middle, or is very slow): then it is skipped, and shows as lost.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::identity::Me;
 use crate::raw::layout::{
@@ -165,6 +165,7 @@ pub(crate) fn read_from(ring: &EventRing, from: u64) -> (Vec<Event>, u64) {
     let head = head(ring);
     let start = from.max(head.saturating_sub(EVENT_SLOTS as u64));
     let mut out = Vec::new();
+    let mut wall = None;
     for n in start..head {
         let slot = &ring.slots[(n % EVENT_SLOTS as u64) as usize];
         let s1 = slot.seq.load(Ordering::Acquire);
@@ -198,7 +199,9 @@ pub(crate) fn read_from(ring: &EventRing, from: u64) -> (Vec<Event>, u64) {
             pid,
             tid,
             program: text_string(&program),
-            acquired: UNIX_EPOCH + Duration::from_nanos(crate::clock::to_realtime_ns(acquired)),
+            acquired: wall
+                .get_or_insert_with(crate::clock::WallClock::now)
+                .at(acquired),
             waited: Duration::from_nanos(waited),
             held: Duration::from_nanos(held),
             previous_owner_died: flags & u64::from(FLAG_OWNER_DIED) != 0,

@@ -8,7 +8,7 @@
 //! makes the counter even again.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::clock;
 use crate::identity::{Me, ProcessState, process_state};
@@ -52,6 +52,18 @@ impl Owner {
     /// Whether the holder process still exists (and so really holds it).
     pub fn is_alive(&self) -> bool {
         self.state.is_alive()
+    }
+
+    /// Whether `other` (read later, say) is the same hold: the same thread
+    /// with the same acquisition. Two reads of one hold can differ in
+    /// [`Owner::since`] by nanoseconds (it is converted to the wall clock
+    /// at each read) and in everything that changes with time; this does
+    /// not.
+    pub fn same_hold(&self, other: &Owner) -> bool {
+        self.pid == other.pid
+            && self.tid == other.tid
+            && self.start_time == other.start_time
+            && self.acquired_at_ns == other.acquired_at_ns
     }
 }
 
@@ -289,7 +301,7 @@ pub(crate) fn read(rec: &OwnerRecord) -> Option<Owner> {
         tid: raw.tid,
         start_time: raw.start_time,
         program: text_string(&raw.program),
-        since: UNIX_EPOCH + Duration::from_nanos(clock::to_realtime_ns(raw.acquired_mono_ns)),
+        since: clock::WallClock::now().at(raw.acquired_mono_ns),
         held_for: Duration::from_nanos(now_mono.saturating_sub(raw.acquired_mono_ns)),
         took_over_from_dead: raw.flags & FLAG_OWNER_DIED != 0,
         state,

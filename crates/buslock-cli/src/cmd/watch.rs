@@ -273,8 +273,14 @@ impl Printer {
     }
 }
 
-fn owner_key(o: &Owner) -> (u32, u32, SystemTime) {
-    (o.pid, o.tid, o.since)
+/// Whether two reads of the holder are the same hold (and, as far as
+/// `watch` tells, the same news): both free, or one hold, alive in both.
+fn same_news(a: Option<&Owner>, b: Option<&Owner>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.same_hold(b) && a.is_alive() == b.is_alive(),
+        _ => false,
+    }
 }
 
 /// Trace the lock until Ctrl-C, `--count` holds or `--for`.
@@ -309,12 +315,12 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
             ))
         )?;
     }
-    let mut last_owner = None;
+    let mut last_owner: Option<Owner> = None;
     let mut seen: u64 = 0;
     let mut window = Window::new();
     let mut window_start = Instant::now();
     // What the last summary said, to skip summaries of idle windows.
-    let mut last_said = None;
+    let mut last_said: Option<(Option<Owner>, usize)> = None;
     let path = m.path().display().to_string();
     loop {
         // Programs that open the lock now use the file at the path: follow
@@ -370,8 +376,7 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
         }
         next = head;
         let owner = m.owner()?;
-        let key = owner.as_ref().map(|o| (owner_key(o), o.is_alive()));
-        if key != last_owner {
+        if !same_news(owner.as_ref(), last_owner.as_ref()) {
             match &owner {
                 Some(o) if o.is_alive() => p.line(&Line::Acquire {
                     time: render::unix_seconds(o.since),
@@ -391,7 +396,7 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
                 })?,
                 None => {}
             }
-            last_owner = key;
+            last_owner = owner;
         }
         let window_len = window_start.elapsed();
         let stop = sig.received().is_some() || args.for_.is_some_and(|d| start.elapsed() >= d);
@@ -403,8 +408,10 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
                 window.held += window.overlap(o.since, SystemTime::now());
             }
             let waiters = m.waiters()?.len();
-            let said = Some((holder.as_ref().map(owner_key), waiters));
-            if stop || window.holds > 0 || !window.held.is_zero() || said != last_said {
+            let same_as_said = last_said
+                .as_ref()
+                .is_some_and(|(h, w)| same_news(h.as_ref(), holder.as_ref()) && *w == waiters);
+            if stop || window.holds > 0 || !window.held.is_zero() || !same_as_said {
                 p.line(&Line::Summary {
                     time: render::unix_seconds(SystemTime::now()),
                     window_ms: render::millis(window_len),
@@ -415,7 +422,7 @@ pub fn run(dir: Option<&Path>, args: &WatchArgs) -> Result<ExitCode, CliError> {
                     holder: holder.as_ref().map(HolderJson::from),
                     waiters,
                 })?;
-                last_said = said;
+                last_said = Some((holder, waiters));
             }
             window = Window::new();
             window_start = Instant::now();

@@ -11,7 +11,7 @@
 //! never held the lock: its slot is freed, but not counted as a death.
 
 use std::sync::atomic::{Ordering, fence};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::clock;
 use crate::events::{self, HoldRecord, RwEvent, Who};
@@ -222,8 +222,7 @@ pub(super) fn reap(page: &RwPage) -> u64 {
 /// The readers now, longest holding first; slots of dead readers are left
 /// (a writer frees and counts them) and not listed.
 pub(super) fn list(page: &RwPage) -> Vec<Reader> {
-    // The realtime offset is set by the first calibration.
-    clock::refine();
+    let wall = clock::WallClock::now();
     let mut out = Vec::new();
     let occupied = page.rw.occupied.load(Ordering::Acquire);
     for (n, slot) in page.readers.iter().enumerate() {
@@ -246,7 +245,7 @@ pub(super) fn list(page: &RwPage) -> Vec<Reader> {
             pid,
             tid,
             program: text_string(&program),
-            since: UNIX_EPOCH + Duration::from_nanos(clock::to_realtime_ns(since)),
+            since: wall.at(since),
             state,
         });
     }
