@@ -234,7 +234,8 @@ impl Printer {
                 escape(path)
             )),
             Line::Lost { count } => s.warn(&format!(
-                "-- {count} holds finished too fast to show (ring of 64 overrun)"
+                "-- {count} holds not shown (the ring of the last 64 overran \
+                 between two looks, or a holder was killed while recording its hold)"
             )),
             Line::Summary {
                 time,
