@@ -50,7 +50,9 @@ impl LockView {
     ///
     /// [`Error::InvalidName`], [`Error::NotFound`] when the lock was never
     /// created, and every problem with the file, as [`crate::Mutex`]
-    /// reports them; read permission is enough.
+    /// reports them; read permission is enough. A file that another
+    /// process is creating right now is waited for (at most 2 s), not
+    /// reported as half made.
     pub fn open(dir: &LockDir, name: impl IntoLockName) -> Result<LockView> {
         let name = lock_name(name)?;
         let file = LockFile::open_read_only(dir, name.as_str())?;
