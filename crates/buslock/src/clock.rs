@@ -161,17 +161,30 @@ fn refine_at(mono_hint: u64) {
     let Ok(_serial) = CALIBRATION.try_lock() else {
         return; // another thread is calibrating
     };
+    calibrate_locked();
+}
+
+/// Decide how to read the clock, or improve the counter's scale; the
+/// caller holds [`CALIBRATION`]. The state is read again here: another
+/// thread may have decided since the caller looked.
+fn calibrate_locked() {
     measure_real_offset();
-    if STATE.load(Ordering::Relaxed) == UNDECIDED {
-        let decided = decide();
-        if decided == COUNTER {
-            let (ticks, mono) = paired_sample();
-            BASE_TICKS.store(ticks, Ordering::Relaxed);
-            BASE_MONO.store(mono, Ordering::Relaxed);
-            LAST_REFINE_MONO.store(mono, Ordering::Relaxed);
+    match STATE.load(Ordering::Relaxed) {
+        UNDECIDED => {
+            let decided = decide();
+            if decided == COUNTER {
+                let (ticks, mono) = paired_sample();
+                BASE_TICKS.store(ticks, Ordering::Relaxed);
+                BASE_MONO.store(mono, Ordering::Relaxed);
+                LAST_REFINE_MONO.store(mono, Ordering::Relaxed);
+            }
+            STATE.store(decided, Ordering::Relaxed);
+            return;
         }
-        STATE.store(decided, Ordering::Relaxed);
-        return;
+        // Decided for clock_gettime: there is no counter scale to compute
+        // (and no base to compute it from).
+        SYSCALL => return,
+        _ => {}
     }
     let (ticks, mono) = paired_sample();
     let dt = ticks.wrapping_sub(BASE_TICKS.load(Ordering::Relaxed));
@@ -203,6 +216,39 @@ fn paired_sample() -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The defect: a thread that saw the clock undecided, then took the
+    /// calibration lock after another thread had decided for
+    /// `clock_gettime`, computed a counter scale from bases never set, and
+    /// from then on every `now_ns` of the process read the counter with it:
+    /// time crawled, so no check interval or deadline ever came (seen under
+    /// qemu-user, where the counter is not the clocksource, when the test
+    /// threads of a loaded process started together).
+    #[test]
+    fn a_calibration_that_finds_the_clock_decided_for_syscalls_leaves_the_counter_off() {
+        let serial = CALIBRATION.lock().unwrap();
+        let (state, mult) = (STATE.load(Ordering::Relaxed), MULT.load(Ordering::Relaxed));
+        let (ticks, mono) = (
+            BASE_TICKS.load(Ordering::Relaxed),
+            BASE_MONO.load(Ordering::Relaxed),
+        );
+        // As in a process that decided for syscalls: no bases, no scale.
+        STATE.store(SYSCALL, Ordering::Relaxed);
+        MULT.store(0, Ordering::Relaxed);
+        BASE_TICKS.store(0, Ordering::Relaxed);
+        BASE_MONO.store(0, Ordering::Relaxed);
+        calibrate_locked();
+        let computed = MULT.load(Ordering::Relaxed);
+        BASE_TICKS.store(ticks, Ordering::Relaxed);
+        BASE_MONO.store(mono, Ordering::Relaxed);
+        STATE.store(state, Ordering::Relaxed);
+        MULT.store(mult, Ordering::Release);
+        drop(serial);
+        assert_eq!(
+            computed, 0,
+            "a counter scale was computed for a syscall clock"
+        );
+    }
 
     #[test]
     fn calibrated_clock_tracks_clock_gettime() {
