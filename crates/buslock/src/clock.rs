@@ -86,10 +86,11 @@ pub fn to_realtime_ns(mono_ns: u64) -> u64 {
 
 /// The wall clock as seen from `CLOCK_MONOTONIC` at one moment: converts
 /// monotonic timestamps (written by any process: the clock is
-/// system-wide) to wall-clock times, with the clocks' offset measured when
+/// system-wide) to wall-clock times, with the clocks' offset checked when
 /// it was made. What inspection shows: right even when the wall clock was
 /// set since (NTP on a board without a real-time clock) and in a process
-/// that never took a lock, and consistent across the records of one read.
+/// that never took a lock; one record read twice shows one time (the
+/// offset changes only when the wall clock moved).
 #[derive(Debug, Clone, Copy)]
 pub struct WallClock {
     offset: i64,
@@ -110,14 +111,26 @@ impl WallClock {
     }
 }
 
-/// Measure and keep `CLOCK_REALTIME - CLOCK_MONOTONIC`.
+/// How far a new measurement of the wall clock's offset must be from the
+/// kept one to replace it: more than two back-to-back `clock_gettime`
+/// calls can differ by (so that two reads of one record show one time),
+/// less than anyone reads into a timestamp printed to the millisecond.
+const OFFSET_JITTER_NS: u64 = 100_000;
+
+/// Measure `CLOCK_REALTIME - CLOCK_MONOTONIC`, and keep it if the wall
+/// clock moved (it was set, or slewed by more than [`OFFSET_JITTER_NS`]);
+/// the offset in effect.
 fn measure_real_offset() -> i64 {
     let real = realtime_ns_syscall();
     let mono = monotonic_ns_syscall();
-    let offset = real.wrapping_sub(mono) as i64;
-    REAL_OFFSET.store(offset, Ordering::Relaxed);
+    let measured = real.wrapping_sub(mono) as i64;
     LAST_OFFSET_MONO.store(mono, Ordering::Relaxed);
-    offset
+    let kept = REAL_OFFSET.load(Ordering::Relaxed);
+    if kept != 0 && measured.abs_diff(kept) <= OFFSET_JITTER_NS {
+        return kept;
+    }
+    REAL_OFFSET.store(measured, Ordering::Relaxed);
+    measured
 }
 
 /// Improve the calibration, and measure the wall clock's offset again, if
@@ -247,6 +260,24 @@ mod tests {
         assert_eq!(
             computed, 0,
             "a counter scale was computed for a syscall clock"
+        );
+    }
+
+    /// The defect: every read measured the offset anew, so one event read
+    /// twice showed two times some nanoseconds apart (a view and the lock
+    /// disagreed in a test of the event ring).
+    #[test]
+    fn one_timestamp_converted_twice_is_one_wall_clock_time() {
+        let mono = monotonic_ns_syscall();
+        let first = WallClock::now().at(mono);
+        for _ in 0..100 {
+            assert_eq!(WallClock::now().at(mono), first);
+        }
+        let real = std::time::SystemTime::now();
+        let gap = real.duration_since(first).unwrap_or_default();
+        assert!(
+            gap < std::time::Duration::from_secs(60),
+            "{first:?} vs {real:?}"
         );
     }
 
