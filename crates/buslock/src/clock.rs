@@ -97,7 +97,7 @@ pub struct WallClock {
 }
 
 impl WallClock {
-    /// Measure the offset now (two `clock_gettime` calls).
+    /// Check the offset now (a few `clock_gettime` calls).
     pub fn now() -> WallClock {
         WallClock {
             offset: measure_real_offset(),
@@ -121,9 +121,21 @@ const OFFSET_JITTER_NS: u64 = 100_000;
 /// clock moved (it was set, or slewed by more than [`OFFSET_JITTER_NS`]);
 /// the offset in effect.
 fn measure_real_offset() -> i64 {
-    let real = realtime_ns_syscall();
-    let mono = monotonic_ns_syscall();
-    let measured = real.wrapping_sub(mono) as i64;
+    // The wall clock read between two monotonic readings, the narrowest
+    // bracket of three: a thread preempted between its two calls would
+    // otherwise measure an offset off by the time it lost.
+    let mut best = (0i64, 0u64, u64::MAX);
+    for _ in 0..3 {
+        let m0 = monotonic_ns_syscall();
+        let real = realtime_ns_syscall();
+        let m1 = monotonic_ns_syscall();
+        let width = m1.saturating_sub(m0);
+        if width < best.2 {
+            let mid = m0 + width / 2;
+            best = (real.wrapping_sub(mid) as i64, mid, width);
+        }
+    }
+    let (measured, mono, _) = best;
     LAST_OFFSET_MONO.store(mono, Ordering::Relaxed);
     let kept = REAL_OFFSET.load(Ordering::Relaxed);
     if kept != 0 && measured.abs_diff(kept) <= OFFSET_JITTER_NS {
@@ -234,7 +246,7 @@ mod tests {
     /// calibration lock after another thread had decided for
     /// `clock_gettime`, computed a counter scale from bases never set, and
     /// from then on every `now_ns` of the process read the counter with it:
-    /// time crawled, so no check interval or deadline ever came (seen under
+    /// time crawled, so no replaced-file check ever came due (seen under
     /// qemu-user, where the counter is not the clocksource, when the test
     /// threads of a loaded process started together).
     #[test]
