@@ -163,10 +163,10 @@ fn stats_and_events_follow_holds_and_reset() {
     // acquisition and (once released) its hold count, nothing else.
     assert_eq!(s.acquisitions, 1);
     assert_eq!(s.hold_histogram.count(), 1);
-    assert!(
-        s.longest_hold
-            .is_none_or(|l| l.duration < Duration::from_millis(2))
-    );
+    // The longest hold is that one hold (not one from before the reset),
+    // however long a slow machine took over it: no timing in the check.
+    let longest = s.longest_hold.as_ref().expect("the reset's own hold");
+    assert_eq!(longest.duration, s.total_hold, "{s:?}");
 }
 
 #[test]
