@@ -27,17 +27,25 @@ fn try_state(dir: &Path) -> Option<serde_json::Value> {
 }
 
 /// A buslock user in a thread: holds the mutex, then waits for the
-/// companion; reports when it holds both.
-fn buslock_user(builder: buslock::Builder) -> std::sync::mpsc::Receiver<()> {
-    let (tx, rx) = channel();
+/// companion; reports when it holds both, and keeps them until the test
+/// says `release` (however slow the machine: a fixed hold time ran out
+/// before a `state` started under a loaded emulator could look).
+struct BuslockUser {
+    held: std::sync::mpsc::Receiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+fn buslock_user(builder: buslock::Builder) -> BuslockUser {
+    let (tx, held) = channel();
+    let (release, rx) = channel::<()>();
     std::thread::spawn(move || {
         let m = builder.open().unwrap();
         let g = m.lock().unwrap();
         let _ = tx.send(());
-        std::thread::sleep(Duration::from_millis(300));
+        let _ = rx.recv_timeout(support::WATCHDOG);
         drop(g);
     });
-    rx
+    BuslockUser { held, release }
 }
 
 #[test]
@@ -81,9 +89,10 @@ fn state_names_the_unmigrated_program_holding_dexters_file() {
         "{text}"
     );
     drop(old); // kills it: its lock goes
-    held.recv_timeout(support::WATCHDOG).unwrap();
+    held.held.recv_timeout(support::WATCHDOG).unwrap();
     let doc = state(dir.path());
     assert_eq!(doc["legacy"]["holder"], "buslock", "{doc}");
+    held.release.send(()).unwrap();
 }
 
 #[test]
@@ -104,9 +113,10 @@ fn state_says_a_global_lock_semaphore_holder_cannot_be_known() {
     assert_eq!(doc["legacy"]["kind"], "semaphore", "{doc}");
     assert_eq!(doc["legacy"]["holder"], "unknown", "{doc}");
     old.post().unwrap();
-    held.recv_timeout(support::WATCHDOG).unwrap();
+    held.held.recv_timeout(support::WATCHDOG).unwrap();
     let doc = state(dir.path());
     assert_eq!(doc["legacy"]["holder"], "buslock", "{doc}");
+    held.release.send(()).unwrap();
     // Once the buslock user released both, the semaphore is free again.
     eventually("the semaphore to be free", || {
         (state(dir.path())["legacy"]["holder"] == "free").then_some(())

@@ -513,13 +513,25 @@ fn locker_arriving_while_the_kernel_hands_on_an_unmarked_dead_holders_lock_waits
     let mut waiter = Helper::spawn("wait", dir.path(), &[]);
     waiter.expect("waiting");
     let pid = waiter.pid().to_string();
-    // Busy loops on CPU 0, started there, each a process of its own.
+    // Busy loops on CPU 0, started there, each a process of its own, in
+    // the idle class like the waiter: they slow the waiter down as much,
+    // and yield at once to everything else (a loaded CI machine's other
+    // tests were starved by normal-class loops).
     let mut hogs: Vec<std::process::Child> = (0..3)
         .map(|_| {
-            std::process::Command::new("taskset")
-                .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+            std::process::Command::new("chrt")
+                .args([
+                    "-i",
+                    "0",
+                    "taskset",
+                    "-c",
+                    "0",
+                    "sh",
+                    "-c",
+                    "while :; do :; done",
+                ])
                 .spawn()
-                .expect("taskset")
+                .expect("chrt")
         })
         .collect();
     let stop_hogs = |hogs: &mut Vec<std::process::Child>| {
