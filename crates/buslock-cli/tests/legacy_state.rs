@@ -9,7 +9,6 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc::channel;
-use std::time::Duration;
 
 use buslock::raw::semaphore::{NamedSemaphore, SemWait};
 use support::{Proc, buslock, eventually, run};
